@@ -1,0 +1,233 @@
+// Typed view of nodepool.yaml after loading and validation (Nodepool 3.x schema, §5 of the
+// protocol document). YAML keys are kebab-case; here they are camelCase. `Infinity` stands for
+// "unlimited" wherever Nodepool uses math.inf.
+
+export interface ZooKeeperServer {
+  host: string;
+  port: number;
+  chroot: string | null;
+}
+
+export interface Label {
+  name: string;
+  minReady: number;
+  maxReadyAge: number;
+  /** seed-era: script run on the node over SSH once it is ready (relative to scriptDir if set). */
+  readyScript: string | null;
+}
+
+export interface DiskImage {
+  name: string;
+  elements: string[];
+  release: string;
+  envVars: Record<string, string>;
+  formats: string[];
+  rebuildAge: number;
+  pause: boolean;
+  username: string;
+  buildTimeout: number;
+}
+
+export interface WebAppConfig {
+  port: number;
+  listenAddress: string;
+}
+
+export interface CronConfig {
+  cleanup: string | null;
+  check: string | null;
+  imageUpdate: string | null;
+}
+
+/** Fault injection for the fake driver (beyond Nodepool): every failure path is testable. */
+export interface FakeFaults {
+  /** milliseconds a server takes to become ACTIVE */
+  bootDelay: number;
+  /** probability (0..1) that createServer throws a retryable API error */
+  createFailureRate: number;
+  /** probability (0..1) that a created server goes to ERROR instead of ACTIVE */
+  errorRate: number;
+  /** probability (0..1) that any API call fails with an HTTP-500-like error */
+  apiErrorRate: number;
+  /** when true, createServer reports "quota exceeded" */
+  quotaExceeded: boolean;
+  /** probability (0..1) that deleteServer fails */
+  deleteFailureRate: number;
+  /** milliseconds deleteServer takes */
+  deleteDelay: number;
+}
+
+export interface FakeQuota {
+  instances: number;
+  cores: number;
+  ram: number;
+}
+
+export interface PoolLabelBase {
+  name: string;
+}
+
+export interface CloudPoolLabel extends PoolLabelBase {
+  diskimage: string | null;
+  cloudImage: string | null;
+  minRam: number | null;
+  flavorName: string | null;
+  keyName: string | null;
+  consoleLog: boolean;
+  bootFromVolume: boolean;
+  volumeSize: number;
+  instanceProperties: Record<string, string>;
+  userdata: string | null;
+}
+
+export interface CloudPool {
+  name: string;
+  maxServers: number;
+  maxCores: number;
+  maxRam: number;
+  ignoreProviderQuota: boolean;
+  availabilityZones: string[];
+  networks: string[];
+  securityGroups: string[];
+  autoFloatingIp: boolean;
+  hostKeyChecking: boolean;
+  nodeAttributes: Record<string, unknown> | null;
+  labels: CloudPoolLabel[];
+}
+
+export interface ProviderDiskImage {
+  name: string;
+  pause: boolean;
+  configDrive: boolean | null;
+  connectionType: string;
+  connectionPort: number;
+  meta: Record<string, string>;
+}
+
+export interface CloudImage {
+  name: string;
+  configDrive: boolean | null;
+  imageId: string | null;
+  imageName: string | null;
+  username: string | null;
+  connectionType: string;
+  connectionPort: number;
+  /** image-id, else image-name, else name */
+  externalName: string;
+}
+
+interface ProviderCommon {
+  name: string;
+  maxConcurrency: number;
+}
+
+export interface OpenStackProvider extends ProviderCommon {
+  driver: 'openstack';
+  cloud: string;
+  regionName: string | null;
+  bootTimeout: number;
+  launchTimeout: number;
+  launchRetries: number;
+  /** seconds between API calls (Nodepool's `rate`) */
+  rate: number;
+  hostnameFormat: string;
+  imageNameFormat: string;
+  cleanFloatingIps: boolean;
+  diskimages: ProviderDiskImage[];
+  cloudImages: CloudImage[];
+  pools: CloudPool[];
+}
+
+export interface FakeProvider extends ProviderCommon {
+  driver: 'fake';
+  /** clouds.yaml-like cloud name recorded on nodes; "fake" by default */
+  cloud: string;
+  regionName: string | null;
+  bootTimeout: number;
+  launchTimeout: number;
+  launchRetries: number;
+  rate: number;
+  hostnameFormat: string;
+  imageNameFormat: string;
+  diskimages: ProviderDiskImage[];
+  cloudImages: CloudImage[];
+  pools: CloudPool[];
+  /** availability zones the fake cloud offers */
+  azs: string[];
+  quota: FakeQuota;
+  faults: FakeFaults;
+  /** where the fake cloud keeps its servers and images so they survive a restart; null = memory */
+  stateFile: string | null;
+  /** flavors the fake cloud offers (name, vcpus, ram MB) */
+  flavors: { name: string; id: string; vcpus: number; ram: number }[];
+}
+
+export interface StaticNode {
+  name: string;
+  labels: string[];
+  username: string;
+  timeout: number;
+  hostKey: string[];
+  connectionPort: number;
+  connectionType: string;
+  maxParallelJobs: number;
+}
+
+export interface StaticPool {
+  name: string;
+  maxServers: number;
+  nodeAttributes: Record<string, unknown> | null;
+  nodes: StaticNode[];
+  /** label names offered by this pool (union of its nodes' labels) */
+  labels: { name: string }[];
+}
+
+export interface StaticProvider extends ProviderCommon {
+  driver: 'static';
+  pools: StaticPool[];
+}
+
+export type Provider = OpenStackProvider | FakeProvider | StaticProvider;
+export type Pool = CloudPool | StaticPool;
+
+export interface Config {
+  /** absolute path of the file the config was loaded from */
+  file: string;
+  zookeeperServers: ZooKeeperServer[];
+  labels: Map<string, Label>;
+  providers: Map<string, Provider>;
+  diskimages: Map<string, DiskImage>;
+  webapp: WebAppConfig;
+  elementsDir: string | null;
+  imagesDir: string | null;
+  buildLogDir: string;
+  buildLogRetention: number;
+  maxHoldAge: number;
+  cron: CronConfig;
+  /** database URI (`dburi`/`database`, from the config or the secure file); null = embedded SQLite */
+  databaseUri: string | null;
+  /** directory for launcher state (SQLite file, spill files); default `<dir of config>/.state`? see loader */
+  stateDir: string;
+  /** path of the SSH private key used for ready-scripts and static checks */
+  privateKey: string | null;
+  scriptDir: string | null;
+  /** clouds.yaml contents, keyed by cloud name (only what the providers reference) */
+  clouds: Map<string, CloudConfig>;
+}
+
+export interface CloudConfig {
+  name: string;
+  authUrl: string | null;
+  username: string | null;
+  password: string | null;
+  projectName: string | null;
+  projectId: string | null;
+  userDomainName: string | null;
+  projectDomainName: string | null;
+  regionName: string | null;
+  imageFormat: string;
+  /** the raw clouds.yaml entry, for driver-specific keys */
+  raw: Record<string, unknown>;
+  /** file the entry came from */
+  file: string;
+}

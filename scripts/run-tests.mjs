@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+// The project's test command (`npm test`): builds the TypeScript, starts the real services the
+// suites need (a private ZooKeeper; more as suites require them), runs every *.test.ts file on
+// Node's built-in test runner, and stops the services by pid whatever the outcome.
+//
+//   npm test                      all suites
+//   npm test -- packages/core     only test files under these paths
+//   NODEPOOL_TEST_ZK=host:port    use an already running ZooKeeper instead of starting one
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+process.chdir(root);
+
+function findTests(dir, out) {
+  let entries;
+  try { entries = readdirSync(dir); } catch { return out; }
+  for (const e of entries) {
+    if (e === 'node_modules' || e === 'dist' || e.startsWith('.')) continue;
+    const p = join(dir, e);
+    const st = statSync(p);
+    if (st.isDirectory()) findTests(p, out);
+    else if (e.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+const args = process.argv.slice(2);
+const roots = args.length ? args : ['packages', 'test'];
+const files = roots.flatMap((r) => (statSync(r).isDirectory() ? findTests(r, []) : [r])).sort();
+if (files.length === 0) {
+  console.error('run-tests: no test files found under', roots.join(' '));
+  process.exit(1);
+}
+
+const build = spawnSync('npx', ['tsc', '-b'], { stdio: 'inherit' });
+if (build.status !== 0) {
+  console.error('run-tests: TypeScript build failed');
+  process.exit(build.status ?? 1);
+}
+
+const services = [];
+const env = { ...process.env };
+const work = mkdtempSync(join(tmpdir(), 'nodepool-ts-test-'));
+function stopServices() {
+  for (const stop of services.reverse()) {
+    try { stop(); } catch (err) { console.error('run-tests: stopping a service failed:', err); }
+  }
+  services.length = 0;
+  rmSync(work, { recursive: true, force: true });
+}
+process.on('exit', stopServices);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => { stopServices(); process.exit(130); });
+
+if (!env.NODEPOOL_TEST_ZK) {
+  const dir = join(work, 'zk');
+  const r = spawnSync('bash', ['scripts/zk.sh', 'start', dir], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    console.error('run-tests: could not start ZooKeeper:\n' + r.stderr);
+    process.exit(1);
+  }
+  env.NODEPOOL_TEST_ZK = r.stdout.trim();
+  services.push(() => spawnSync('bash', ['scripts/zk.sh', 'stop', dir], { stdio: 'inherit' }));
+  console.log(`run-tests: ZooKeeper on ${env.NODEPOOL_TEST_ZK}`);
+}
+
+const concurrency = env.NODEPOOL_TEST_CONCURRENCY ?? '2';
+const child = spawn(process.execPath,
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  { stdio: 'inherit', env });
+child.on('exit', (code, signal) => {
+  stopServices();
+  process.exit(code ?? (signal ? 1 : 0));
+});

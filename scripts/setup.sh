@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One-time (idempotent) setup on a fresh Debian 12 with Node 20: Debian packages, npm packages,
+# TypeScript build. Used by both README commands and by CI.
+#   scripts/setup.sh        everything the tests need
+#   scripts/setup.sh core   only what the demo needs (ZooKeeper, kazoo)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh "${1:-all}"
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+npx tsc -b
+echo "setup: done"
