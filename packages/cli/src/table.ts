@@ -1,0 +1,108 @@
+// Text tables laid out exactly like Python's PrettyTable as Nodepool configures it
+// (`t.align = 'l'`): every column left-aligned, one space of padding, `+---+` rule lines, a header
+// row, `None` for null. Shared by the CLI (which prints the table followed by a newline, like
+// Python's print) and the launcher's web API (which serves the same text WITHOUT a final newline).
+
+export type Cell = string | number | boolean | null | undefined | readonly string[];
+
+/** Python's str() of a cell value, with Nodepool's list rendering (`','.join`, no space). */
+export function cellText(value: Cell): string {
+  if (value === null || value === undefined) return 'None';
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  if (typeof value === 'number') return pythonNumber(value);
+  if (typeof value === 'string') return value;
+  return value.join(',');
+}
+
+function pythonNumber(n: number): string {
+  if (Number.isNaN(n)) return 'nan';
+  if (n === Infinity) return 'inf';
+  if (n === -Infinity) return '-inf';
+  return String(n);
+}
+
+// Display width of one code point the way PrettyTable measures it: CJK ideographs, kana, Hangul
+// and full-width forms take two columns, combining marks none, everything else one. For ASCII
+// and Latin text this is simply the number of code points.
+const COMBINING = /\p{M}/u;
+function charWidth(ch: string): number {
+  const cp = ch.codePointAt(0) ?? 0;
+  if (cp >= 0x20 && cp <= 0x7e) return 1;
+  if (
+    (cp >= 0x1100 && cp <= 0x115f) || // Hangul Jamo initials
+    (cp >= 0x2e80 && cp <= 0x303e) || // CJK radicals, punctuation
+    (cp >= 0x3040 && cp <= 0x33ff) || // kana, CJK compatibility
+    (cp >= 0x3400 && cp <= 0x4dbf) || // CJK extension A
+    (cp >= 0x4e00 && cp <= 0x9fff) || // CJK unified ideographs
+    (cp >= 0xa000 && cp <= 0xa4cf) || // Yi
+    (cp >= 0xac00 && cp <= 0xd7a3) || // Hangul syllables
+    (cp >= 0xf900 && cp <= 0xfaff) || // CJK compatibility ideographs
+    (cp >= 0xfe30 && cp <= 0xfe4f) || // CJK compatibility forms
+    (cp >= 0xff00 && cp <= 0xff60) || // full-width forms
+    (cp >= 0xffe0 && cp <= 0xffe6) ||
+    (cp >= 0x1f300 && cp <= 0x1f64f) || // emoji
+    (cp >= 0x1f900 && cp <= 0x1f9ff) ||
+    (cp >= 0x20000 && cp <= 0x3fffd) // CJK extensions B..
+  ) return 2;
+  if (COMBINING.test(ch)) return 0;
+  return 1;
+}
+
+/** Width of a single line of text in terminal columns (see charWidth). */
+export function textWidth(text: string): number {
+  let w = 0;
+  for (const ch of text) w += charWidth(ch);
+  return w;
+}
+
+function pad(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - textWidth(text)));
+}
+
+/**
+ * Render a table. `rows` must have one cell per column. A cell containing newlines spans several
+ * text lines, as in PrettyTable. No trailing newline.
+ */
+export function formatTable(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  if (columns.length === 0) return '++\n||\n++\n++'; // what PrettyTable prints without fields
+  const header = columns.map((c) => c.split('\n'));
+  const body = rows.map((row) => columns.map((_, i) => cellText(row[i]).split('\n')));
+  const widths = columns.map((_, i) => {
+    let w = 0;
+    for (const line of header[i] ?? []) w = Math.max(w, textWidth(line));
+    for (const r of body) for (const line of r[i] ?? []) w = Math.max(w, textWidth(line));
+    return w;
+  });
+  const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
+  const out: string[] = [rule];
+  const emit = (cells: string[][]) => {
+    const height = Math.max(1, ...cells.map((c) => c.length));
+    for (let l = 0; l < height; l++) {
+      out.push('| ' + widths.map((w, i) => pad(cells[i]?.[l] ?? '', w)).join(' | ') + ' |');
+    }
+  };
+  emit(header);
+  out.push(rule);
+  for (const r of body) emit(r);
+  out.push(rule);
+  return out.join('\n');
+}
+
+/** A table definition: internal keys (the JSON keys of the web API) mapped to column titles. */
+export interface Column<K extends string = string> {
+  key: K;
+  title: string;
+}
+
+/**
+ * Render objects keyed by column key, optionally restricted to `fields` (the web API's
+ * `fields=a,b` selection; unknown keys are ignored, order stays the table's).
+ */
+export function formatObjects<K extends string>(
+  columns: readonly Column<K>[],
+  objects: readonly Readonly<Record<K, Cell>>[],
+  fields?: readonly string[] | null,
+): string {
+  const shown = fields && fields.length > 0 ? columns.filter((c) => fields.includes(c.key)) : columns;
+  return formatTable(shown.map((c) => c.title), objects.map((o) => shown.map((c) => o[c.key])));
+}
