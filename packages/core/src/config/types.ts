@@ -41,7 +41,7 @@ export interface CronConfig {
 
 /** Fault injection for the fake driver (beyond Nodepool): every failure path is testable. */
 export interface FakeFaults {
-  /** milliseconds a server takes to become ACTIVE */
+  /** milliseconds a server takes to become ACTIVE (YAML `boot-delay` is in seconds, like every Nodepool duration) */
   bootDelay: number;
   /** probability (0..1) that createServer throws a retryable API error */
   createFailureRate: number;
@@ -53,7 +53,7 @@ export interface FakeFaults {
   quotaExceeded: boolean;
   /** probability (0..1) that deleteServer fails */
   deleteFailureRate: number;
-  /** milliseconds deleteServer takes */
+  /** milliseconds deleteServer takes (YAML `delete-delay` is in seconds) */
   deleteDelay: number;
 }
 
@@ -133,6 +133,10 @@ export interface OpenStackProvider extends ProviderCommon {
   hostnameFormat: string;
   imageNameFormat: string;
   cleanFloatingIps: boolean;
+  /** upload format of this cloud (clouds.yaml `image_format`, default qcow2) */
+  imageFormat: string;
+  /** the clouds.yaml entry named by `cloud` (part of the provider: a changed cloud is a changed provider) */
+  cloudConfig: CloudConfig;
   diskimages: ProviderDiskImage[];
   cloudImages: CloudImage[];
   pools: CloudPool[];
@@ -149,6 +153,10 @@ export interface FakeProvider extends ProviderCommon {
   rate: number;
   hostnameFormat: string;
   imageNameFormat: string;
+  /** clouds.yaml `image_format` of `cloud` when such an entry exists, else qcow2 */
+  imageFormat: string;
+  /** the clouds.yaml entry named by `cloud`, if any (the fake cloud needs none) */
+  cloudConfig: CloudConfig | null;
   diskimages: ProviderDiskImage[];
   cloudImages: CloudImage[];
   pools: CloudPool[];
@@ -206,13 +214,21 @@ export interface Config {
   cron: CronConfig;
   /** database URI (`dburi`/`database`, from the config or the secure file); null = embedded SQLite */
   databaseUri: string | null;
-  /** directory for launcher state (SQLite file, spill files); default `<dir of config>/.state`? see loader */
+  /**
+   * directory for launcher state (SQLite file, spill files): env NODEPOOL_STATE_DIR, else the
+   * top-level `state-dir` key, else /var/lib/nodepool for a config under /etc, else
+   * `<config dir>/state` (see load.ts)
+   */
   stateDir: string;
   /** path of the SSH private key used for ready-scripts and static checks */
   privateKey: string | null;
   scriptDir: string | null;
   /** clouds.yaml contents, keyed by cloud name (only what the providers reference) */
   clouds: Map<string, CloudConfig>;
+  /** absolute path of the secure file merged in, if any */
+  secureFile: string | null;
+  /** absolute path of the clouds.yaml read, if any */
+  cloudsFile: string | null;
 }
 
 export interface CloudConfig {
@@ -225,6 +241,8 @@ export interface CloudConfig {
   userDomainName: string | null;
   projectDomainName: string | null;
   regionName: string | null;
+  /** clouds.yaml `regions` (names); empty when the cloud does not list them */
+  regions: string[];
   imageFormat: string;
   /** the raw clouds.yaml entry, for driver-specific keys */
   raw: Record<string, unknown>;
