@@ -1,0 +1,236 @@
+// kazoo's Lock recipe, reproduced so that Nodepool, Zuul and the Python CLI see our contenders
+// and we see theirs (§1.5): `<lock path>/<uuid4 hex>__lock__<seq>` EPHEMERAL|SEQUENTIAL with the
+// identifier as data, the lowest sequence holds the lock, a waiter watches only its immediate
+// predecessor. The lock directory is created on demand and never removed.
+import { randomUUID } from 'node:crypto';
+import { LockError, LockTimeoutError, ZkError, isRetryable } from './errors.js';
+import { paths } from './paths.js';
+import type { RawEvent, SessionBound, SessionState, ZkSession } from './session.js';
+
+/** kazoo's contender pattern (Lock and the read/write lock's readers). */
+export const CONTENDER_RE = /(__lock__|__rlock__)(-?\d{10})$/;
+
+export interface AcquireOptions {
+  /** Wait for the lock (default true, like kazoo). */
+  blocking?: boolean;
+  /** With blocking: give up after this long with LockTimeoutError. Default: wait forever. */
+  timeoutMs?: number;
+}
+
+/** Contender znode names in lock order (kazoo sorts by the captured sequence string). */
+export function sortContenders(children: readonly string[]): string[] {
+  const found: Array<{ name: string; seq: string }> = [];
+  for (const name of children) {
+    const m = CONTENDER_RE.exec(name);
+    if (m) found.push({ name, seq: m[2] as string });
+  }
+  found.sort((a, b) => (a.seq < b.seq ? -1 : a.seq > b.seq ? 1 : 0));
+  return found.map((f) => f.name);
+}
+
+const NOT_A_CONTENDER = Symbol('not-a-contender');
+
+/** The contender just before `own`, null if `own` is first, or a marker if `own` is absent. */
+function predecessorOf(children: readonly string[], own: string): string | null | typeof NOT_A_CONTENDER {
+  if (!children.includes(own) || !CONTENDER_RE.test(own)) return NOT_A_CONTENDER;
+  let pred: string | null = null;
+  for (const name of sortContenders(children)) {
+    if (name === own) return pred;
+    pred = name;
+  }
+  return NOT_A_CONTENDER;
+}
+
+type WaitResult = 'changed' | 'timeout' | 'lost';
+
+/** Thrown inside the acquire loop when our contender vanished: start over (kazoo's ForceRetry). */
+class Retry extends Error {}
+
+export class Lock implements SessionBound {
+  readonly path: string;
+  private readonly data: Buffer;
+  /** `<uuid4 hex>__lock__`: lets a retry find the contender a lost reply created. */
+  private readonly prefix: string;
+  private node: string | null = null;
+  private nodeGen = -1;
+  private acquired = false;
+  private acquiring = false;
+
+  constructor(private readonly zk: ZkSession, path: string, identifier?: string) {
+    this.path = path;
+    this.data = Buffer.from(identifier ?? '', 'utf8');
+    this.prefix = `${randomUUID().replace(/-/g, '')}__lock__`;
+  }
+
+  get isAcquired(): boolean {
+    return this.acquired;
+  }
+
+  /** Our contender's znode name while we hold or wait for the lock. */
+  get contenderName(): string | null {
+    return this.node;
+  }
+
+  /**
+   * Take the lock. Non-blocking: false if someone else holds it (our contender is removed).
+   * Blocking: waits; with timeoutMs, throws LockTimeoutError when it runs out.
+   */
+  async acquire(opts: AcquireOptions = {}): Promise<boolean> {
+    const blocking = opts.blocking ?? true;
+    if (this.acquired || this.acquiring) {
+      // kazoo's Lock is not re-entrant; a blocking second acquire there waits forever.
+      if (!blocking) return false;
+      throw new LockError(`Lock on ${this.path} is already ${this.acquired ? 'held' : 'being acquired'} by this Lock object`, this.path);
+    }
+    this.acquiring = true;
+    const deadline = opts.timeoutMs === undefined ? null : Date.now() + Math.max(0, opts.timeoutMs);
+    try {
+      const got = await this.inner(blocking, deadline, opts.timeoutMs ?? 0);
+      if (!got) await this.cleanup();
+      return got;
+    } catch (err) {
+      await this.cleanup();
+      throw err;
+    } finally {
+      this.acquiring = false;
+    }
+  }
+
+  /** Delete our contender; a lock we do not hold is a no-op (kazoo returns False). */
+  async release(): Promise<void> {
+    if (!this.acquired) return;
+    const node = this.node;
+    const gen = this.nodeGen;
+    this.acquired = false;
+    this.node = null;
+    this.zk.unbind(this);
+    if (node !== null) await this.deleteContender(node, gen);
+  }
+
+  /** The identifiers (data) of all contenders in lock order; the holder first. */
+  async contenders(): Promise<string[]> {
+    const names = sortContenders(await this.zk.getChildren(this.path));
+    const data = await Promise.all(names.map((n) => this.zk.getData(paths.child(this.path, n))));
+    const out: string[] = [];
+    for (const d of data) if (d !== null) out.push(d.toString('utf8'));
+    return out;
+  }
+
+  /** Called by the session when it is lost: our ephemeral contender is gone with it. */
+  sessionLost(): void {
+    this.acquired = false;
+    this.node = null;
+  }
+
+  private remaining(deadline: number | null): number | undefined {
+    return deadline === null ? undefined : Math.max(0, deadline - Date.now());
+  }
+
+  private async inner(blocking: boolean, deadline: number | null, timeoutMs: number): Promise<boolean> {
+    // Session generation of a create whose reply may have been lost (kazoo's create_tried).
+    let triedGen = -1;
+    for (;;) {
+      try {
+        if (this.node === null || this.nodeGen !== this.zk.sessionGeneration) {
+          const gen = this.zk.sessionGeneration;
+          let found: string | null = null;
+          if (triedGen === gen) found = await this.findNode();
+          triedGen = gen;
+          this.node = found ?? paths.basename(
+            await this.zk.create(paths.child(this.path, this.prefix), this.data, 'ephemeral_sequential', true));
+          this.nodeGen = gen;
+        }
+        for (;;) {
+          const own = this.node;
+          const pred = predecessorOf(await this.zk.getChildren(this.path), own);
+          if (pred === NOT_A_CONTENDER || this.nodeGen !== this.zk.sessionGeneration) throw new Retry();
+          if (pred === null) {
+            this.acquired = true;
+            this.zk.bind(this);
+            return true;
+          }
+          if (!blocking) return false;
+          const r = await this.waitFor(pred, deadline);
+          if (r === 'timeout') throw new LockTimeoutError(this.path, timeoutMs);
+          if (r === 'lost') throw new Retry();
+        }
+      } catch (err) {
+        if (err instanceof Retry) {
+          this.node = null;
+          triedGen = -1;
+        } else if (!isRetryable(err)) {
+          throw err;
+        }
+        if (this.zk.isClosed) throw new ZkError('ECLOSED', `lock ${this.path}: ZooKeeper client is closed`);
+        if (this.zk.state !== 'connected') {
+          const ok = await this.zk.waitConnected(this.remaining(deadline));
+          if (!ok) throw new LockTimeoutError(this.path, timeoutMs);
+        }
+        if (deadline !== null && Date.now() >= deadline) throw new LockTimeoutError(this.path, timeoutMs);
+      }
+    }
+  }
+
+  /** Wait until the predecessor changes or goes, the session is lost, or the deadline passes. */
+  private waitFor(pred: string, deadline: number | null): Promise<WaitResult> {
+    const left = this.remaining(deadline);
+    if (left === 0) return Promise.resolve('timeout');
+    return new Promise<WaitResult>((resolve, reject) => {
+      let done = false;
+      let timer: NodeJS.Timeout | null = null;
+      const finish = (r: WaitResult | Error) => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        this.zk.off('state', onState);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+      const onState = (s: SessionState) => {
+        if (s === 'lost') finish('lost');
+      };
+      const watcher = (_ev: RawEvent) => finish('changed');
+      this.zk.on('state', onState);
+      if (left !== undefined) timer = setTimeout(() => finish('timeout'), left);
+      // kazoo uses get() so that a vanished predecessor leaves no watch behind.
+      this.zk.getDataStat(paths.child(this.path, pred), watcher).then(
+        (r) => {
+          if (r === null) finish('changed');
+        },
+        (err: unknown) => finish(err instanceof Error ? err : new Error(String(err))),
+      );
+    });
+  }
+
+  private async findNode(): Promise<string | null> {
+    for (const c of await this.zk.getChildren(this.path)) if (c.startsWith(this.prefix)) return c;
+    return null;
+  }
+
+  /** kazoo's best-effort cleanup after a failed acquire: remove our contender if we made one. */
+  private async cleanup(): Promise<void> {
+    if (this.acquired) return;
+    const node = this.node;
+    const gen = this.nodeGen;
+    this.node = null;
+    try {
+      const name = node ?? (gen === this.zk.sessionGeneration ? await this.findNode() : null);
+      if (name !== null) await this.deleteContender(name, gen);
+    } catch {
+      // best effort, as in kazoo: an ephemeral contender dies with the session anyway
+    }
+  }
+
+  private async deleteContender(node: string, gen: number): Promise<void> {
+    for (;;) {
+      if (gen !== this.zk.sessionGeneration || this.zk.isClosed) return; // gone with its session
+      try {
+        await this.zk.deleteIfExists(paths.child(this.path, node));
+        return;
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        if (!(await this.zk.waitConnected(this.zk.sessionTimeout))) return;
+      }
+    }
+  }
+}

@@ -1,0 +1,428 @@
+// Nodepool's ZooKeeper API (Nodepool's zk.py, §1): requests, nodes, launchers, images and their
+// locks. Every path comes from `paths`, every payload from the model's (de)serialisers.
+import {
+  buildFromData, buildToData, launcherFromData, launcherToData, nodeFromData, nodeToData,
+  requestFromData, requestFromDict, requestToData, nodeFromDict, parseJsonObject, uploadFromData, uploadToData,
+  type BuildState, type ImageBuild, type ImageUpload, type LauncherInfo, type Node, type NodeRequest,
+  type UploadState,
+} from '../model/index.js';
+import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
+import { LockError, ZkError, isNoNode, isNodeExists } from './errors.js';
+import { CONTENDER_RE, Lock, type AcquireOptions } from './lock.js';
+import { LOCK_CHILD, paths } from './paths.js';
+import { ZkSession, statTimeMs } from './session.js';
+
+export interface LockOptions extends AcquireOptions {
+  /**
+   * After locking, reload the object's fields from ZooKeeper in place (Nodepool's lockNode does
+   * this). Off by default: callers usually lock a cached (frozen) snapshot and read a fresh copy.
+   */
+  refresh?: boolean;
+}
+
+export interface LockStat {
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+function byId<T extends { id: string | null }>(a: T, b: T): number {
+  const x = a.id ?? '';
+  const y = b.id ?? '';
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function nowSeconds(): number {
+  return Date.now() / 1000;
+}
+
+export class ZooKeeper extends ZkSession {
+  /** The lock each object holds (Nodepool keeps it as `node.lock`; our objects stay plain data). */
+  private readonly objectLocks = new WeakMap<object, Lock>();
+
+  // ================================================================== node requests
+
+  /** Create `/nodepool/requests/<priority>-<seq>` (ephemeral, sequential); sets and returns req.id. */
+  async submitNodeRequest(req: NodeRequest, priority: string): Promise<string> {
+    const data = requestToData({ ...req, id: null });
+    const created = await this.create(paths.requestPrefix(priority), data, 'ephemeral_sequential', true);
+    req.id = paths.basename(created);
+    return req.id;
+  }
+
+  /** Rewrite an existing request (all keys, unknown ones preserved). */
+  async storeNodeRequest(req: NodeRequest): Promise<void> {
+    if (req.id === null) throw new ZkError('ENONODE', 'Attempt to update a request that has no id', {});
+    try {
+      await this.setData(paths.request(req.id), requestToData(req));
+    } catch (err) {
+      if (isNoNode(err)) throw new ZkError('ENONODE', `Attempt to update non-existing request ${req.id}`, { id: req.id });
+      throw err;
+    }
+  }
+
+  async getNodeRequest(id: string): Promise<NodeRequest | null> {
+    return requestFromData(id, await this.getData(paths.request(id)));
+  }
+
+  /** Request ids, sorted lexically (= by priority, then sequence). */
+  async getNodeRequestIds(): Promise<string[]> {
+    return (await this.getChildren(paths.requestsRoot)).sort();
+  }
+
+  /** All readable requests, sorted by id; empty or malformed znodes are skipped. */
+  async getNodeRequests(): Promise<NodeRequest[]> {
+    const ids = await this.getNodeRequestIds();
+    const reqs = await mapLimit(ids, READ_CONCURRENCY, (id) => this.getNodeRequest(id));
+    return reqs.filter((r): r is NodeRequest => r !== null).sort(byId);
+  }
+
+  async deleteNodeRequest(id: string): Promise<void> {
+    await this.deleteIfExists(paths.request(id));
+  }
+
+  /** Lock `/nodepool/requests-lock/<id>` (non-blocking by default). The lock stays with `req`. */
+  async lockNodeRequest(req: NodeRequest, opts: LockOptions = {}): Promise<boolean> {
+    if (req.id === null) throw new LockError('Cannot lock a request that has no id');
+    const lock = new Lock(this, paths.requestLock(req.id));
+    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs }))) return false;
+    if (opts.refresh) {
+      const d = parseJsonObject(await this.getData(paths.request(req.id)));
+      const fresh = d === null ? null : requestFromDict(req.id, d);
+      if (fresh === null) {
+        // The request vanished (or is unreadable) while we locked it: nothing to hold.
+        await lock.release();
+        return false;
+      }
+      Object.assign(req, fresh);
+    }
+    this.objectLocks.set(req, lock);
+    return true;
+  }
+
+  async unlockNodeRequest(req: NodeRequest): Promise<void> {
+    const lock = this.objectLocks.get(req);
+    if (!lock) throw new LockError(`Request ${req.id ?? '(no id)'} does not hold a lock`, req.id === null ? null : paths.requestLock(req.id));
+    this.objectLocks.delete(req);
+    await lock.release();
+  }
+
+  /**
+   * Let `to` (typically a fresh copy read after locking) hold the lock `from` holds. Both objects
+   * then refer to the same lock: unlocking either releases it, unlocking the other is a no-op.
+   */
+  transferRequestLock(from: NodeRequest, to: NodeRequest): void {
+    this.transferLock(from, to, `Request ${from.id ?? '(no id)'}`);
+  }
+
+  /** The Lock a request object holds, if any. */
+  getRequestLock(req: NodeRequest): Lock | undefined {
+    return this.objectLocks.get(req);
+  }
+
+  async getNodeRequestLockIds(): Promise<string[]> {
+    return this.getChildren(paths.requestLockRoot);
+  }
+
+  /** Times of the request-lock directory (lost-lock cleanup looks at mtime), null if absent. */
+  async getNodeRequestLockStat(id: string): Promise<LockStat | null> {
+    const st = await this.stat(paths.requestLock(id));
+    return st === null ? null : { mtimeMs: statTimeMs(st.mtime), ctimeMs: statTimeMs(st.ctime) };
+  }
+
+  async deleteNodeRequestLock(id: string): Promise<void> {
+    await this.deleteRecursive(paths.requestLock(id));
+  }
+
+  // ================================================================== nodes
+
+  /**
+   * A new node (id null) is created as `/nodepool/nodes/<seq>` and gets its id (and created_time
+   * = state_time when unset); an existing one is overwritten (ENONODE if it was deleted).
+   */
+  async storeNode(node: Node): Promise<void> {
+    if (node.id === null) {
+      if (node.created_time === null) node.created_time = node.state_time || nowSeconds();
+      const created = await this.create(paths.nodePrefix, nodeToData(node), 'persistent_sequential', true);
+      node.id = paths.basename(created);
+      return;
+    }
+    await this.setData(paths.node(node.id), nodeToData(node));
+  }
+
+  /** The node, or null if absent, empty (a lock on a vanished node recreates it empty) or malformed. */
+  async getNode(id: string): Promise<Node | null> {
+    return nodeFromData(id, await this.getData(paths.node(id)));
+  }
+
+  /** Raw node znode data: null if absent, an empty Buffer for an empty znode. */
+  async getNodeData(id: string): Promise<Buffer | null> {
+    return this.getData(paths.node(id));
+  }
+
+  async getNodeIds(): Promise<string[]> {
+    return (await this.getChildren(paths.nodesRoot)).sort();
+  }
+
+  /** Every readable node (uncached), sorted by id; empty/malformed znodes skipped with a warning. */
+  async getNodes(): Promise<Node[]> {
+    const ids = await this.getNodeIds();
+    const nodes = await mapLimit(ids, READ_CONCURRENCY, async (id) => {
+      const data = await this.getData(paths.node(id));
+      if (data === null) return null;
+      const node = nodeFromData(id, data);
+      if (node === null) this.log.warn({ node: id }, `Node ${id} has empty or malformed data; skipped`);
+      return node;
+    });
+    return nodes.filter((n): n is Node => n !== null);
+  }
+
+  /** Lock `/nodepool/nodes/<id>/lock` (non-blocking by default). The lock stays with `node`. */
+  async lockNode(node: Node, opts: LockOptions = {}): Promise<boolean> {
+    if (node.id === null) throw new LockError('Cannot lock a node that has no id');
+    const lock = new Lock(this, paths.nodeLock(node.id));
+    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs }))) return false;
+    if (opts.refresh) {
+      const d = parseJsonObject(await this.getData(paths.node(node.id)));
+      const fresh = d === null ? null : nodeFromDict(node.id, d);
+      if (fresh === null) {
+        await lock.release();
+        return false;
+      }
+      Object.assign(node, fresh);
+    }
+    this.objectLocks.set(node, lock);
+    return true;
+  }
+
+  async unlockNode(node: Node): Promise<void> {
+    const lock = this.objectLocks.get(node);
+    if (!lock) throw new LockError(`Node ${node.id ?? '(no id)'} does not hold a lock`, node.id === null ? null : paths.nodeLock(node.id));
+    this.objectLocks.delete(node);
+    await lock.release();
+  }
+
+  /** See transferRequestLock. */
+  transferNodeLock(from: Node, to: Node): void {
+    this.transferLock(from, to, `Node ${from.id ?? '(no id)'}`);
+  }
+
+  getNodeLock(node: Node): Lock | undefined {
+    return this.objectLocks.get(node);
+  }
+
+  /** Whether this object holds a lock that is still valid (false after a session loss). */
+  holdsLock(obj: Node | NodeRequest): boolean {
+    return this.objectLocks.get(obj)?.isAcquired ?? false;
+  }
+
+  /** The Python CLI's test: a non-blocking acquire that succeeds means "unlocked" (then released). */
+  async isNodeLocked(id: string): Promise<boolean> {
+    const lock = new Lock(this, paths.nodeLock(id));
+    if (await lock.acquire({ blocking: false })) {
+      await lock.release();
+      return false;
+    }
+    return true;
+  }
+
+  /** Whether anyone holds or waits for the node lock, without contending (no znodes created). */
+  async nodeLockHasContenders(id: string): Promise<boolean> {
+    return (await this.getChildren(paths.nodeLock(id))).some((c) => CONTENDER_RE.test(c));
+  }
+
+  /**
+   * Write state `deleted`, then remove the znode recursively (its lock dir first): a racing
+   * reader that recreated the node through a lock sees `deleted`, not a live node (§2.2).
+   * The caller's object is not modified.
+   */
+  async deleteNode(node: Node): Promise<void> {
+    if (node.id === null) return;
+    try {
+      await this.setData(paths.node(node.id), nodeToData({ ...node, state: 'deleted', state_time: nowSeconds() }));
+    } catch (err) {
+      if (isNoNode(err)) return;
+      throw err;
+    }
+    await this.deleteRecursive(paths.node(node.id));
+  }
+
+  /** Remove a node znode recursively without writing it first (empty/garbage znodes). */
+  async deleteRawNode(id: string): Promise<void> {
+    await this.deleteRecursive(paths.node(id));
+  }
+
+  // ================================================================== launchers
+
+  /** Ephemeral registration; rewritten only when it differs. Safe to call every loop. */
+  async registerLauncher(info: LauncherInfo): Promise<void> {
+    const path = paths.launcher(info.id);
+    const data = launcherToData(info);
+    const cur = await this.getData(path);
+    if (cur !== null) {
+      if (!cur.equals(data)) await this.setData(path, data);
+      return;
+    }
+    try {
+      await this.create(path, data, 'ephemeral', true);
+    } catch (err) {
+      if (!isNodeExists(err)) throw err;
+      await this.setData(path, data);
+    }
+  }
+
+  async getRegisteredLaunchers(): Promise<LauncherInfo[]> {
+    const ids = await this.getChildren(paths.launchersRoot);
+    const all = await mapLimit(ids, READ_CONCURRENCY, async (id) => launcherFromData(await this.getData(paths.launcher(id))));
+    return all.filter((l): l is LauncherInfo => l !== null);
+  }
+
+  async unregisterLauncher(id: string): Promise<void> {
+    await this.deleteIfExists(paths.launcher(id));
+  }
+
+  // ================================================================== images
+
+  async getImageNames(): Promise<string[]> {
+    return (await this.getChildren(paths.imagesRoot)).sort();
+  }
+
+  async getBuildIds(image: string): Promise<string[]> {
+    return (await this.getChildren(paths.builds(image))).filter((c) => c !== LOCK_CHILD).sort();
+  }
+
+  async getBuild(image: string, buildId: string): Promise<ImageBuild | null> {
+    return buildFromData(image, buildId, await this.getData(paths.build(image, buildId)));
+  }
+
+  /** Builds of an image (sorted by id), optionally only those in one of `states`. */
+  async getBuilds(image: string, states?: readonly BuildState[]): Promise<ImageBuild[]> {
+    const ids = await this.getBuildIds(image);
+    const builds = await mapLimit(ids, READ_CONCURRENCY, (id) => this.getBuild(image, id));
+    return builds.filter((b): b is ImageBuild => b !== null && (states === undefined || states.includes(b.state)));
+  }
+
+  /** The `count` most recent builds by state_time (newest first), optionally of one state. */
+  async getMostRecentBuilds(count: number, image: string, state?: BuildState): Promise<ImageBuild[]> {
+    const builds = await this.getBuilds(image, state === undefined ? undefined : [state]);
+    return builds.sort((a, b) => b.state_time - a.state_time).slice(0, count);
+  }
+
+  /** Create (sequential) when no id is given, else overwrite. Returns the build id. */
+  async storeBuild(image: string, build: ImageBuild, buildId?: string): Promise<string> {
+    const id = buildId ?? build.id ?? undefined;
+    if (id === undefined) {
+      const created = await this.create(paths.buildPrefix(image), buildToData(build), 'persistent_sequential', true);
+      const newId = paths.basename(created);
+      build.id = newId;
+      build.image = image;
+      return newId;
+    }
+    await this.setData(paths.build(image, id), buildToData(build));
+    return id;
+  }
+
+  /** Remove a build (recursively, its lock too) unless uploads still exist: then false. */
+  async deleteBuild(image: string, buildId: string): Promise<boolean> {
+    for (const provider of await this.getBuildProviders(image, buildId)) {
+      if ((await this.getUploadIds(image, buildId, provider)).length > 0) return false;
+    }
+    await this.deleteRecursive(paths.build(image, buildId));
+    return true;
+  }
+
+  async getBuildProviders(image: string, buildId: string): Promise<string[]> {
+    return (await this.getChildren(paths.buildProviders(image, buildId))).sort();
+  }
+
+  async getUploadIds(image: string, buildId: string, provider: string): Promise<string[]> {
+    return (await this.getChildren(paths.uploads(image, buildId, provider))).filter((c) => c !== LOCK_CHILD).sort();
+  }
+
+  async getImageUpload(image: string, buildId: string, provider: string, uploadId: string): Promise<ImageUpload | null> {
+    return uploadFromData(image, buildId, provider, uploadId, await this.getData(paths.upload(image, buildId, provider, uploadId)));
+  }
+
+  async getImageUploads(image: string, buildId: string, provider: string, states?: readonly UploadState[]): Promise<ImageUpload[]> {
+    const ids = await this.getUploadIds(image, buildId, provider);
+    const uploads = await mapLimit(ids, READ_CONCURRENCY, (id) => this.getImageUpload(image, buildId, provider, id));
+    return uploads.filter((u): u is ImageUpload => u !== null && (states === undefined || states.includes(u.state)));
+  }
+
+  async getMostRecentBuildImageUploads(
+    count: number, image: string, buildId: string, provider: string, state?: UploadState,
+  ): Promise<ImageUpload[]> {
+    const uploads = await this.getImageUploads(image, buildId, provider, state === undefined ? undefined : [state]);
+    return uploads.sort((a, b) => b.state_time - a.state_time).slice(0, count);
+  }
+
+  /** The newest upload (by state_time) of `image` to `provider` in `state`, over all builds. */
+  async getMostRecentImageUpload(image: string, provider: string, state: UploadState = 'ready'): Promise<ImageUpload | null> {
+    const buildIds = await this.getBuildIds(image);
+    const perBuild = await mapLimit(buildIds, 16, (b) => this.getImageUploads(image, b, provider, [state]));
+    let best: ImageUpload | null = null;
+    for (const uploads of perBuild) {
+      for (const u of uploads) if (best === null || best.state_time < u.state_time) best = u;
+    }
+    return best;
+  }
+
+  /** Create (sequential) when no id is given, else overwrite. The build must exist. */
+  async storeImageUpload(image: string, buildId: string, provider: string, upload: ImageUpload, uploadId?: string): Promise<string> {
+    if (!(await this.exists(paths.build(image, buildId)))) {
+      throw new ZkError('ENONODE', `Cannot find build ${buildId} of image ${image}`, { image, buildId });
+    }
+    const id = uploadId ?? upload.id ?? undefined;
+    if (id === undefined) {
+      const created = await this.create(paths.uploadPrefix(image, buildId, provider), uploadToData(upload), 'persistent_sequential', true);
+      const newId = paths.basename(created);
+      Object.assign(upload, { id: newId, image, build_id: buildId, provider });
+      return newId;
+    }
+    await this.setData(paths.upload(image, buildId, provider, id), uploadToData(upload));
+    return id;
+  }
+
+  async deleteUpload(image: string, buildId: string, provider: string, uploadId: string): Promise<void> {
+    await this.deleteIfExists(paths.upload(image, buildId, provider, uploadId));
+  }
+
+  async deleteBuildProvider(image: string, buildId: string, provider: string): Promise<void> {
+    await this.deleteRecursive(paths.buildProvider(image, buildId, provider));
+  }
+
+  /** `nodepool image-build`: an empty `request-build` znode. */
+  async submitBuildRequest(image: string): Promise<void> {
+    await this.mkdirp(paths.imageBuildRequest(image));
+  }
+
+  async hasBuildRequest(image: string): Promise<boolean> {
+    return this.exists(paths.imageBuildRequest(image));
+  }
+
+  async removeBuildRequest(image: string): Promise<void> {
+    await this.deleteIfExists(paths.imageBuildRequest(image));
+  }
+
+  /** Per-image build lock: `/nodepool/images/<image>/builds/lock`. */
+  imageBuildLock(image: string): Lock {
+    return new Lock(this, paths.imageBuildLock(image));
+  }
+
+  /** Per-build lock: `.../builds/<id>/lock`. */
+  buildLock(image: string, buildId: string): Lock {
+    return new Lock(this, paths.buildLock(image, buildId));
+  }
+
+  /** Per-(build, provider) upload lock: `.../providers/<p>/images/lock`. */
+  uploadLock(image: string, buildId: string, provider: string): Lock {
+    return new Lock(this, paths.uploadLock(image, buildId, provider));
+  }
+
+  // ================================================================== internals
+
+  private transferLock(from: object, to: object, what: string): void {
+    const lock = this.objectLocks.get(from);
+    if (!lock) throw new LockError(`${what} does not hold a lock`);
+    this.objectLocks.set(to, lock);
+  }
+}
