@@ -339,10 +339,7 @@ export class FakeProviderManager implements ProviderManager {
         const now = Date.now();
         const s = state.servers[id];
         if (!s || isGone(s, now)) throw new NotFoundError(this.name, 'server', id, { operation: 'deleteServer' });
-        if (s.deletedAt === null) {
-          s.deletedAt = now;
-          s.goneAt = now + delay;
-        }
+        if (s.deletedAt === null) state.servers[id] = { ...s, deletedAt: now, goneAt: now + delay };
         pruneGone(state, now);
       });
     });

@@ -11,38 +11,43 @@ import { dirname } from 'node:path';
 import { ProviderError } from '@nodepool-ts/core/provider';
 import type { FlavorInfo } from '@nodepool-ts/core/provider';
 
+/**
+ * Immutable once stored: a change replaces the record. The file store caches each record's JSON
+ * by identity, so a write re-serialises only the servers that changed (stringify of the whole
+ * state dominated createServer at a few thousand servers).
+ */
 export interface StoredServer {
-  id: string;
-  name: string;
+  readonly id: string;
+  readonly name: string;
   /** ms epoch */
-  createdAt: number;
+  readonly createdAt: number;
   /** ms epoch when BUILD ends (createdAt + bootDelay) */
-  activeAt: number;
+  readonly activeAt: number;
   /** decided at create time so every process sharing the file sees the same outcome */
-  bootResult: 'ACTIVE' | 'ERROR';
-  fault: string | null;
+  readonly bootResult: 'ACTIVE' | 'ERROR';
+  readonly fault: string | null;
   /** ms epoch deleteServer was accepted; the server shows DELETED from then on */
-  deletedAt: number | null;
+  readonly deletedAt: number | null;
   /** ms epoch the server vanishes (deletedAt + deleteDelay) */
-  goneAt: number | null;
-  az: string | null;
-  hostId: string;
-  publicIpv4: string;
-  privateIpv4: string;
-  publicIpv6: string;
-  autoFloatingIp: boolean;
+  readonly goneAt: number | null;
+  readonly az: string | null;
+  readonly hostId: string;
+  readonly publicIpv4: string;
+  readonly privateIpv4: string;
+  readonly publicIpv6: string;
+  readonly autoFloatingIp: boolean;
   /** booted on an IPv6 network: has a public IPv6 address */
-  ipv6: boolean;
-  flavor: FlavorInfo;
-  imageId: string;
-  keyName: string | null;
-  networks: string[];
-  securityGroups: string[];
-  userdata: string | null;
-  bootFromVolume: boolean;
-  volumeSize: number;
-  configDrive: boolean | null;
-  metadata: Record<string, string>;
+  readonly ipv6: boolean;
+  readonly flavor: FlavorInfo;
+  readonly imageId: string;
+  readonly keyName: string | null;
+  readonly networks: string[];
+  readonly securityGroups: string[];
+  readonly userdata: string | null;
+  readonly bootFromVolume: boolean;
+  readonly volumeSize: number;
+  readonly configDrive: boolean | null;
+  readonly metadata: Record<string, string>;
 }
 
 export interface StoredImage {
@@ -177,7 +182,7 @@ export class FileStore implements StateStore {
 
   private write(state: FakeCloudState): void {
     try {
-      writeFileSync(this.tmpPath, JSON.stringify(state));
+      writeFileSync(this.tmpPath, serialize(state));
       renameSync(this.tmpPath, this.path);
       const st = statSync(this.path, { bigint: true });
       this.stamp = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs };
@@ -251,6 +256,22 @@ export class FileStore implements StateStore {
     return new ProviderError(this.provider, 'retryable', `fake cloud state file ${what} failed: ${msg}`,
       { cause: err });
   }
+}
+
+const serverJson = new WeakMap<StoredServer, string>();
+
+function serialize(state: FakeCloudState): string {
+  const servers: string[] = [];
+  for (const [id, s] of Object.entries(state.servers)) {
+    let json = serverJson.get(s);
+    if (json === undefined) {
+      json = JSON.stringify(s);
+      serverJson.set(s, json);
+    }
+    servers.push(`${JSON.stringify(id)}:${json}`);
+  }
+  return `{"version":1,"nextAddress":${JSON.stringify(state.nextAddress)},"servers":{${servers.join(',')}},`
+    + `"images":${JSON.stringify(state.images)}}`;
 }
 
 function parseState(provider: string, path: string, text: string): FakeCloudState {
