@@ -1,0 +1,39 @@
+// What a PoolWorker needs from the Launcher that owns it: shared caches, quota, recording and
+// driver hooks. An interface so workers can be tested against a small fake of the launcher.
+import type { Pool, Provider } from '@nodepool-ts/core/config';
+import type { Logger } from '@nodepool-ts/core/log';
+import type { LauncherInfo, Node, NodeRequest } from '@nodepool-ts/core/model';
+import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
+import type { Resources } from './decide.js';
+import type { LaunchResult } from './node-launcher.js';
+import type { PoolWorker } from './pool-worker.js';
+
+export interface LaunchAttempt {
+  attempt: number;
+  startedAt: number;
+  endedAt: number;
+  result: LaunchResult;
+  error: string | null;
+}
+
+export interface LauncherContext {
+  readonly zk: ZooKeeper;
+  readonly hostname: string;
+  readonly nodeCache: NodeCache;
+  readonly requestCache: RequestCache;
+  logger(name: string): Logger;
+  /** union of labels of every provider in this launcher's config (Nodepool registers that) */
+  supportedLabels(): string[];
+  /** registered launchers, as last seen through the launchers watch */
+  launchers(): LauncherInfo[];
+  activeLaunches(provider: string): number;
+  providerQuota(provider: string): Promise<Resources>;
+  unavailableLabels(provider: Provider, pool: Pool): Promise<ReadonlySet<string>>;
+  checkReusable(worker: PoolWorker, node: Node): Promise<boolean>;
+  keyscan?: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<string[]>;
+  recordNode(node: Node, by: string, reason: string): void;
+  recordRequest(req: NodeRequest, by: string, reason: string): void;
+  recordLaunchAttempt(node: Node, by: string, attempt: LaunchAttempt): void;
+  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number): void;
+  afterReady(worker: PoolWorker, node: Node): Promise<void>;
+}

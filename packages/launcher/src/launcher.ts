@@ -1,0 +1,409 @@
+// The launcher daemon's core: one ZooKeeper session, watch-fed node and request caches, one
+// PoolWorker per provider pool, the DeletedNodeWorker, CleanupWorker and min-ready worker, and
+// the config reload that keeps unchanged providers (and their state) as they are.
+import { hostname as osHostname } from 'node:os';
+import { watchFile, unwatchFile } from 'node:fs';
+import cron from 'node-cron';
+import { loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
+import { getLogger, type Logger } from '@nodepool-ts/core/log';
+import type { LauncherInfo, Node, NodeRequest } from '@nodepool-ts/core/model';
+import type { ProviderManager } from '@nodepool-ts/core/provider';
+import { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
+import { createProviderManager, type AnyProviderManager } from './drivers.js';
+import type { LaunchAttempt, LauncherContext } from './context.js';
+import type { Resources } from './decide.js';
+import { PoolWorker } from './pool-worker.js';
+import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js';
+import { CleanupWorker } from './cleanup-worker.js';
+import { MinReadyWorker } from './min-ready.js';
+import { LauncherEvents } from './events.js';
+
+const CLEANUP_INTERVAL_MS = 60_000;
+const QUOTA_CACHE_MS = 300_000;
+const IMAGE_CACHE_MS = 2_000;
+
+export interface LauncherOptions {
+  configFile: string;
+  secureFile?: string | null;
+  hostname?: string;
+  /** config file watch interval; 0 disables reloads on change */
+  watchIntervalMs?: number;
+  cleanupIntervalMs?: number;
+  /** serve the web API and dashboard (`--no-webapp` turns it off) */
+  webapp?: boolean;
+}
+
+export class Launcher implements LauncherContext {
+  readonly hostname: string;
+  readonly events = new LauncherEvents();
+  config!: Config;
+  zk!: ZooKeeper;
+  nodeCache!: NodeCache;
+  requestCache!: RequestCache;
+  private readonly log: Logger;
+  private readonly providers = new Map<string, AnyProviderManager>();
+  private readonly workers = new Map<string, PoolWorker>();
+  private deletedNodeWorker!: DeletedNodeWorker;
+  private cleanupWorker!: CleanupWorker;
+  private minReady!: MinReadyWorker;
+  private launcherList: LauncherInfo[] = [];
+  private cleanupTimer: NodeJS.Timeout | null = null;
+  private cronTasks: { stop(): void }[] = [];
+  private quotaCache = new Map<string, { at: number; value: Resources }>();
+  private imageCache = new Map<string, { at: number; ok: boolean }>();
+  private launchCounts = new Map<string, number>();
+  private reloading: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(readonly options: LauncherOptions) {
+    this.hostname = options.hostname ?? osHostname();
+    this.log = getLogger('nodepool.NodePool');
+  }
+
+  logger(name: string): Logger {
+    return getLogger(name);
+  }
+
+  async start(): Promise<void> {
+    this.config = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
+    this.zk = new ZooKeeper({ servers: this.config.zookeeperServers, log: this.logger('nodepool.zk') });
+    await this.zk.connect();
+    this.nodeCache = new NodeCache(this.zk);
+    this.requestCache = new RequestCache(this.zk);
+    this.deletedNodeWorker = new DeletedNodeWorker(this);
+    this.cleanupWorker = new CleanupWorker(this);
+    this.minReady = new MinReadyWorker(this);
+    this.nodeCache.on('change', (id: string, node: Node | null) => this.onNodeChange(id, node));
+    this.requestCache.on('change', (id: string, req: NodeRequest | null) => this.onRequestChange(id, req));
+    this.zk.on('state', (s: string) => this.onSessionState(s));
+    await Promise.all([this.nodeCache.start(), this.requestCache.start()]);
+    await this.refreshLaunchers();
+    await this.applyConfig(this.config);
+    this.deletedNodeWorker.start();
+    this.scheduleCleanup();
+    this.minReady.trigger();
+    const interval = this.options.watchIntervalMs ?? 1000;
+    if (interval > 0) {
+      watchFile(this.options.configFile, { interval }, () => void this.reload());
+      if (this.options.secureFile) watchFile(this.options.secureFile, { interval }, () => void this.reload());
+    }
+    this.log.info({ providers: [...this.providers.keys()] }, 'nodepool-launcher started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    unwatchFile(this.options.configFile);
+    if (this.options.secureFile) unwatchFile(this.options.secureFile);
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    for (const t of this.cronTasks) t.stop();
+    this.minReady?.stop();
+    await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
+    await this.deletedNodeWorker?.stop();
+    this.nodeCache?.stop();
+    this.requestCache?.stop();
+    await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
+    await this.zk?.close();
+    this.log.info('nodepool-launcher stopped');
+  }
+
+  // ---- config ----
+
+  /** Re-read the config; a broken file keeps the previous config in force. */
+  reload(): Promise<void> {
+    if (this.reloading) return this.reloading;
+    this.reloading = (async () => {
+      try {
+        const next = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
+        this.config = next;
+        await this.applyConfig(next);
+        this.log.info('Configuration reloaded');
+      } catch (err) {
+        this.log.error({ err: (err as Error).message },
+          `Configuration reload failed; keeping the previous configuration: ${(err as Error).message}`);
+      } finally {
+        this.reloading = null;
+      }
+    })();
+    return this.reloading;
+  }
+
+  private async applyConfig(config: Config): Promise<void> {
+    // Providers: unchanged ones keep their manager (and its caches); changed ones are replaced.
+    for (const [name, mgr] of this.providers) {
+      const next = config.providers.get(name);
+      if (!next || !providersEqual(mgr.config, next)) {
+        this.providers.delete(name);
+        await mgr.stop().catch(() => undefined);
+      }
+    }
+    for (const [name, p] of config.providers) {
+      if (this.providers.has(name)) continue;
+      const mgr = createProviderManager(p, { launcher: this, stateDir: config.stateDir });
+      await mgr.start();
+      this.providers.set(name, mgr);
+      this.quotaCache.delete(name);
+    }
+    const wanted = new Map<string, { provider: Provider; pool: Pool }>();
+    for (const p of config.providers.values()) {
+      for (const pool of p.pools) wanted.set(`${p.name}-${pool.name}`, { provider: p, pool });
+    }
+    for (const [key, worker] of this.workers) {
+      if (!wanted.has(key)) {
+        this.workers.delete(key);
+        await worker.stop();
+        this.log.info(`Stopped PoolWorker ${key}`);
+      }
+    }
+    for (const [key, { provider, pool }] of wanted) {
+      const mgr = this.providers.get(provider.name);
+      if (!mgr) continue;
+      const existing = this.workers.get(key);
+      if (existing) {
+        await existing.reconfigure(provider, pool, mgr);
+      } else {
+        const w = new PoolWorker(this, provider, pool, mgr);
+        this.workers.set(key, w);
+        await w.start();
+        this.log.info(`Started PoolWorker ${key}`);
+      }
+    }
+    this.configureCron(config);
+  }
+
+  private configureCron(config: Config): void {
+    for (const t of this.cronTasks) t.stop();
+    this.cronTasks = [];
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    this.cleanupTimer = null;
+    if (config.cron.cleanup) {
+      this.cronTasks.push(cron.schedule(config.cron.cleanup, () => void this.cleanupWorker.run()));
+    } else {
+      this.cleanupTimer = setInterval(() => void this.cleanupWorker.run(),
+        this.options.cleanupIntervalMs ?? CLEANUP_INTERVAL_MS);
+      this.cleanupTimer.unref();
+    }
+    if (config.cron.check) {
+      this.cronTasks.push(cron.schedule(config.cron.check, () => void this.checkNodes()));
+    }
+  }
+
+  private scheduleCleanup(): void {
+    // First cycle shortly after start: a restarted launcher cleans what its predecessor leaked.
+    const t = setTimeout(() => void this.cleanupWorker.run(), 1000);
+    t.unref();
+  }
+
+  /** Run one cleanup cycle now (tests, `cron: cleanup`). */
+  runCleanup(): Promise<void> {
+    return this.cleanupWorker.run();
+  }
+
+  /** Liveness check (`cron: check`): drivers that can probe their nodes do it now. */
+  async checkNodes(): Promise<void> {
+    for (const mgr of this.providers.values()) {
+      if (mgr.checkNodes) await mgr.checkNodes().catch((err: unknown) => {
+        this.log.error({ provider: mgr.name, err: (err as Error).message }, 'node check failed');
+      });
+    }
+  }
+
+  // ---- events ----
+
+  private onNodeChange(id: string, node: Node | null): void {
+    this.events.emit('node', id, node);
+    this.deletedNodeWorker.onNodeChange(node);
+    this.minReady.trigger();
+    for (const w of this.workers.values()) w.schedule();
+  }
+
+  private onRequestChange(id: string, req: NodeRequest | null): void {
+    this.events.emit('request', id, req);
+    if (req === null) {
+      for (const w of this.workers.values()) w.requestRemoved(id);
+      this.deletedNodeWorker.trigger();
+    }
+    if (req === null || req.requestor === 'NodePool:min-ready') this.minReady.trigger();
+    if (req === null || req.state === 'requested') {
+      for (const w of this.workers.values()) w.schedule();
+    }
+  }
+
+  private onSessionState(state: string): void {
+    this.log.info({ state }, `ZooKeeper session ${state}`);
+    if (state === 'connected') {
+      void this.refreshLaunchers();
+      for (const w of this.workers.values()) {
+        void w.register().catch(() => undefined);
+        w.schedule();
+      }
+      // A new session may mean our own pending requests lost their locks.
+      void this.cleanupWorker.cleanupLostRequests().catch(() => undefined);
+    }
+  }
+
+  private async refreshLaunchers(): Promise<void> {
+    try {
+      this.launcherList = await this.zk.getRegisteredLaunchers();
+    } catch {
+      // keep the previous list
+    }
+  }
+
+  // ---- LauncherContext ----
+
+  supportedLabels(): string[] {
+    const labels = new Set<string>();
+    for (const p of this.config.providers.values()) {
+      for (const pool of p.pools) for (const l of pool.labels) labels.add(l.name);
+    }
+    return [...labels].sort();
+  }
+
+  launchers(): LauncherInfo[] {
+    return this.launcherList;
+  }
+
+  hasProvider(name: string): boolean {
+    return this.providers.has(name);
+  }
+
+  manager(name: string): AnyProviderManager | null {
+    return this.providers.get(name) ?? null;
+  }
+
+  managers(): [string, AnyProviderManager][] {
+    return [...this.providers.entries()];
+  }
+
+  ownsRequest(id: string): boolean {
+    for (const w of this.workers.values()) if (w.hasHandler(id)) return true;
+    return false;
+  }
+
+  activeLaunches(provider: string): number {
+    let n = 0;
+    for (const w of this.workers.values()) if (w.providerName === provider) n += w.activeLaunches;
+    return n;
+  }
+
+  async providerQuota(provider: string): Promise<Resources> {
+    const cached = this.quotaCache.get(provider);
+    if (cached && Date.now() - cached.at < QUOTA_CACHE_MS) return cached.value;
+    const mgr = this.providers.get(provider);
+    if (!mgr || mgr.kind !== 'cloud') return { cores: Infinity, instances: Infinity, ram: Infinity };
+    const limits = await mgr.getQuota();
+    const known = new Set(this.nodeCache.all().map((n) => n.id).filter((x): x is string => x !== null));
+    const unmanaged = await mgr.unmanagedUsage(known);
+    const value = {
+      cores: limits.cores - unmanaged.cores,
+      instances: limits.instances - unmanaged.instances,
+      ram: limits.ram - unmanaged.ram,
+    };
+    this.quotaCache.set(provider, { at: Date.now(), value });
+    return value;
+  }
+
+  invalidateQuota(provider: string): void {
+    this.quotaCache.delete(provider);
+  }
+
+  async unavailableLabels(provider: Provider, pool: Pool): Promise<ReadonlySet<string>> {
+    const out = new Set<string>();
+    if (provider.driver === 'static') return out;
+    for (const label of provider.pools.find((p) => p.name === pool.name)?.labels ?? []) {
+      if (!(await this.imageAvailable(provider, label.diskimage, label.cloudImage))) out.add(label.name);
+    }
+    return out;
+  }
+
+  private async imageAvailable(provider: Provider, diskimage: string | null, cloudImage: string | null): Promise<boolean> {
+    if (provider.driver === 'static') return true;
+    const key = `${provider.name}\u0000${diskimage ?? ''}\u0000${cloudImage ?? ''}`;
+    const cached = this.imageCache.get(key);
+    if (cached && cached.ok && Date.now() - cached.at < IMAGE_CACHE_MS) return true;
+    let ok = false;
+    if (diskimage !== null) {
+      ok = (await this.zk.getMostRecentImageUpload(diskimage, provider.name, 'ready')) !== null;
+    } else if (cloudImage !== null) {
+      const ci = provider.cloudImages.find((c) => c.name === cloudImage);
+      if (ci?.imageId) ok = true;
+      else if (ci) {
+        const mgr = this.providers.get(provider.name);
+        ok = !!mgr && mgr.kind === 'cloud' && (await mgr.getCloudImage(ci.imageName ?? ci.name).catch(() => null)) !== null;
+      }
+    }
+    this.imageCache.set(key, { at: Date.now(), ok });
+    return ok;
+  }
+
+  /** Can some provider of this launcher serve the label now (min-ready only asks then)? */
+  async labelServable(label: string): Promise<boolean> {
+    for (const p of this.config.providers.values()) {
+      for (const pool of p.pools) {
+        if (!pool.labels.some((l) => l.name === label)) continue;
+        if (!(await this.unavailableLabels(p, pool)).has(label)) return true;
+      }
+    }
+    return false;
+  }
+
+  async checkReusable(worker: PoolWorker, node: Node): Promise<boolean> {
+    const mgr = this.providers.get(worker.providerName);
+    if (mgr?.checkReusableNode) return mgr.checkReusableNode(node);
+    return true;
+  }
+
+  recordNode(node: Node, by: string, reason: string): void {
+    this.events.emit('node-stored', node, by, reason);
+  }
+
+  recordNodeRemoved(node: Node, by: string): void {
+    this.events.emit('node-removed', node, by);
+  }
+
+  recordRequest(req: NodeRequest, by: string, reason: string): void {
+    this.events.emit('request-stored', req, by, reason);
+  }
+
+  recordLaunchAttempt(node: Node, by: string, attempt: LaunchAttempt): void {
+    this.events.emit('launch-attempt', node, by, attempt);
+  }
+
+  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number): void {
+    const n = this.launchCounts.get(state) ?? 0;
+    this.launchCounts.set(state, n + 1);
+    if (state === 'aborted') this.invalidateQuota(worker.providerName);
+    this.events.emit('launch', node, worker.providerName, state, ms);
+  }
+
+  async afterReady(worker: PoolWorker, node: Node): Promise<void> {
+    this.events.emit('ready', node, worker.providerName);
+  }
+
+  async storeNode(node: Node, by: string, reason: string): Promise<void> {
+    await this.zk.storeNode(node);
+    this.recordNode(node, by, reason);
+  }
+
+  /** Delete a node we hold the lock of (DeletedNodeWorker, `nodepool delete --now`). */
+  deleteNodeLocked(lockedRef: Node, fresh: Node, by: string): Promise<boolean> {
+    return deleteNodeAndServer(this, lockedRef, fresh, by);
+  }
+
+  /** What the launcher is doing, for SIGUSR2 and the dashboard. */
+  describe(): Record<string, unknown> {
+    return {
+      providers: [...this.providers.keys()],
+      workers: this.poolWorkers.map((w) => w.describe()),
+      nodes: this.nodeCache?.all().length ?? 0,
+      requests: this.requestCache?.all().length ?? 0,
+      session: this.zk?.state ?? 'none',
+      launches: Object.fromEntries(this.launchCounts),
+    };
+  }
+
+  get poolWorkers(): PoolWorker[] {
+    return [...this.workers.values()];
+  }
+}

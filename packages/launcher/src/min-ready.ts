@@ -1,0 +1,108 @@
+// min-ready (§3.8): keep `min-ready` READY unallocated nodes of every label, refilled as soon as
+// one is taken (node-cache events, debounced) rather than on Nodepool's 10 s main loop.
+import { newNodeRequest } from '@nodepool-ts/core/model';
+import { MIN_READY_REQUESTOR } from './decide.js';
+import type { Launcher } from './launcher.js';
+
+const DEBOUNCE_MS = 20;
+export const MIN_READY_PRIORITY = '100';
+
+export class MinReadyWorker {
+  private readonly submitted = new Map<string, string[]>();
+  private timer: NodeJS.Timeout | null = null;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly log;
+
+  constructor(private readonly launcher: Launcher) {
+    this.log = launcher.logger('nodepool.MinReady');
+  }
+
+  trigger(): void {
+    if (this.stopped || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.run();
+    }, DEBOUNCE_MS);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  async run(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        if (this.launcher.zk.state === 'connected') await this.pass();
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'Error in min-ready pass');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async pass(): Promise<void> {
+    const l = this.launcher;
+    // (1) Settle the requests we submitted earlier.
+    for (const [label, ids] of this.submitted) {
+      const keep: string[] = [];
+      for (const id of ids) {
+        const req = l.requestCache.get(id) ?? (await l.zk.getNodeRequest(id));
+        if (!req) continue;
+        if (req.state === 'fulfilled') {
+          for (const nodeId of req.nodes) {
+            const node = await l.zk.getNode(nodeId);
+            if (node && node.allocated_to === id) {
+              node.allocated_to = null;
+              await l.storeNode(node, 'MinReady', 'min-ready node released to the pool');
+            }
+          }
+          await l.zk.deleteNodeRequest(id);
+        } else if (req.state === 'failed') {
+          await l.zk.deleteNodeRequest(id);
+          l.recordRequest(req, 'MinReady', 'min-ready request failed');
+        } else {
+          keep.push(id);
+        }
+      }
+      if (keep.length) this.submitted.set(label, keep);
+      else this.submitted.delete(label);
+    }
+    // (2) Submit what is missing, counting outstanding min-ready requests of every launcher.
+    const ready = new Map<string, number>();
+    for (const n of l.nodeCache.all()) {
+      if (n.state !== 'ready' || n.allocated_to !== null) continue;
+      for (const t of n.type) ready.set(t, (ready.get(t) ?? 0) + 1);
+    }
+    const outstanding = new Map<string, number>();
+    for (const r of l.requestCache.all()) {
+      if (r.requestor !== MIN_READY_REQUESTOR || r.state === 'failed') continue;
+      if (r.state === 'fulfilled') continue;
+      for (const t of r.node_types) outstanding.set(t, (outstanding.get(t) ?? 0) + 1);
+    }
+    for (const label of l.config.labels.values()) {
+      if (label.minReady <= 0 || this.submitted.has(label.name)) continue;
+      const need = label.minReady - (ready.get(label.name) ?? 0) - (outstanding.get(label.name) ?? 0);
+      if (need <= 0) continue;
+      if (!(await l.labelServable(label.name))) continue;
+      const ids: string[] = [];
+      for (let i = 0; i < need; i++) {
+        const req = newNodeRequest({ node_types: [label.name], requestor: MIN_READY_REQUESTOR, reuse: false });
+        const id = await l.zk.submitNodeRequest(req, MIN_READY_PRIORITY);
+        l.recordRequest(req, 'MinReady', 'min-ready request submitted');
+        ids.push(id);
+      }
+      this.submitted.set(label.name, ids);
+      this.log.info(`Creating ${need} min-ready request(s) for label ${label.name}`);
+    }
+  }
+}

@@ -1,0 +1,230 @@
+// NodeLauncher: boots one node through a cloud driver (fake, openstack), with Nodepool's retry
+// rules (§3.5): a failed attempt that created a server leaves an artificial `deleting` record so
+// the DeletedNodeWorker removes that server; "quota exceeded" aborts instead of failing.
+import type { CloudPool, CloudPoolLabel, FakeProvider, OpenStackProvider } from '@nodepool-ts/core/config';
+import type { Node } from '@nodepool-ts/core/model';
+import { newNode } from '@nodepool-ts/core/model';
+import type { ServerInfo, ServerSpec } from '@nodepool-ts/core/provider';
+import type { AnyProviderManager } from './drivers.js';
+import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provider';
+import type { ZooKeeper } from '@nodepool-ts/core/zk';
+import type { Logger } from '@nodepool-ts/core/log';
+import { formatHostname } from './format.js';
+
+export type LaunchResult =
+  | 'ready'
+  | 'error.zksession'
+  | 'error.quota'
+  | 'error.unknown'
+  | 'error.nodepool'
+  | 'error.status'
+  | 'error.network'
+  | 'error.keyscan';
+
+export class LaunchError extends Error {
+  readonly code = 'ELAUNCH';
+  constructor(readonly result: LaunchResult, message: string, override readonly cause?: unknown) {
+    super(message);
+    this.name = 'LaunchError';
+  }
+}
+
+export interface LaunchContext {
+  zk: ZooKeeper;
+  provider: OpenStackProvider | FakeProvider;
+  pool: CloudPool;
+  label: CloudPoolLabel;
+  manager: AnyProviderManager;
+  log: Logger;
+  /** request's chosen AZ (shared by every node of one request) */
+  az: string | null;
+  signal: AbortSignal;
+  /** called whenever the node was stored, so observers (recorder, stats) see the change */
+  onStore?: (node: Node, reason: string) => void;
+  /** scan host keys of a booted server (real SSH for clouds; the fake driver answers itself) */
+  keyscan?: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<string[]>;
+  onAttempt?: (attempt: { attempt: number; startedAt: number; endedAt: number; result: LaunchResult; error: string | null }) => void;
+}
+
+async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
+  await ctx.zk.storeNode(node);
+  ctx.onStore?.(node, reason);
+}
+
+/** Resolve the image a label boots from: newest ready upload, or a cloud image. */
+async function resolveImage(ctx: LaunchContext, node: Node): Promise<{
+  spec: ServerSpec['image']; imageName: string; username: string | null; connectionType: string;
+  connectionPort: number; configDrive: boolean | null;
+}> {
+  const { label, provider, zk } = ctx;
+  if (label.diskimage !== null) {
+    const upload = await zk.getMostRecentImageUpload(label.diskimage, provider.name, 'ready');
+    if (!upload || upload.external_id === null) {
+      throw new LaunchError('error.nodepool', `Unable to find current cloud image ${label.diskimage} in ${provider.name}`);
+    }
+    const pdi = provider.diskimages.find((d) => d.name === label.diskimage);
+    node.image_id = `/nodepool/images/${label.diskimage}/builds/${upload.build_id}/providers/${provider.name}/images/${upload.id}`;
+    return {
+      spec: { kind: 'upload', externalId: upload.external_id },
+      imageName: label.diskimage,
+      username: upload.username,
+      connectionType: pdi?.connectionType ?? 'ssh',
+      connectionPort: pdi?.connectionPort ?? 22,
+      configDrive: pdi?.configDrive ?? null,
+    };
+  }
+  const ci = provider.cloudImages.find((c) => c.name === label.cloudImage);
+  if (!ci) throw new LaunchError('error.nodepool', `cloud-image ${label.cloudImage} not configured in ${provider.name}`);
+  node.image_id = ci.name;
+  return {
+    spec: { kind: 'cloud', name: ci.imageName ?? ci.name, id: ci.imageId },
+    imageName: ci.name,
+    username: ci.username,
+    connectionType: ci.connectionType,
+    connectionPort: ci.connectionPort,
+    configDrive: ci.configDrive,
+  };
+}
+
+function classify(err: unknown): LaunchResult {
+  if (err instanceof LaunchError) return err.result;
+  if (err instanceof ProviderError && err.kind === 'quota') return 'error.quota';
+  if (err instanceof Error && /quota exceeded/i.test(err.message)) return 'error.quota';
+  return 'error.unknown';
+}
+
+async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
+  const { provider, pool, label, manager } = ctx;
+  const image = await resolveImage(ctx, node);
+  const flavor = await manager.findFlavor(label);
+  const hostname = formatHostname(provider.hostnameFormat, { label, provider, node });
+  const metadata = {
+    ...label.instanceProperties,
+    ...nodepoolServerMetadata({
+      provider: provider.name, nodeId: node.id ?? '', imageName: image.imageName, label: label.name,
+    }),
+  };
+  const spec: ServerSpec = {
+    name: hostname,
+    image: image.spec,
+    flavor,
+    az: ctx.az,
+    keyName: label.keyName,
+    networks: pool.networks,
+    securityGroups: pool.securityGroups,
+    userdata: label.userdata,
+    bootFromVolume: label.bootFromVolume,
+    volumeSize: label.volumeSize,
+    configDrive: image.configDrive,
+    metadata,
+  };
+  const created = await manager.createServer(spec);
+  node.external_id = created.id;
+  node.hostname = hostname;
+  node.resources = { cores: flavor.vcpus, instances: 1, ram: flavor.ram };
+  if (image.username) node.username = image.username;
+  node.connection_type = image.connectionType;
+  node.connection_port = image.connectionPort;
+  await store(ctx, node, 'server created');
+
+  let server: ServerInfo;
+  try {
+    server = await manager.waitForServer(created.id, provider.launchTimeout * 1000, ctx.signal);
+  } catch (err) {
+    if (err instanceof ProviderError && err.kind !== 'retryable' && err.kind !== 'quota') {
+      throw new LaunchError('error.status', `server ${created.id} did not become ACTIVE: ${err.message}`, err);
+    }
+    throw err;
+  }
+  if (server.status !== 'ACTIVE') {
+    throw new LaunchError('error.status', `server ${server.id} is ${server.status}, not ACTIVE`);
+  }
+  if (node.az === null) node.az = server.az;
+  node.host_id = server.hostId;
+  node.public_ipv4 = pool.autoFloatingIp ? server.publicIpv4 : null;
+  node.public_ipv6 = server.publicIpv6 ?? '';
+  node.private_ipv4 = server.privateIpv4 ?? node.public_ipv4;
+  node.interface_ip = server.publicIpv6 || node.public_ipv4 || node.private_ipv4;
+  if (!node.interface_ip) {
+    throw new LaunchError('error.network', `Unable to find public IP of server ${server.id}`);
+  }
+  await store(ctx, node, 'server active');
+
+  if (pool.hostKeyChecking && typeof node.connection_port === 'number') {
+    const timeoutMs = provider.bootTimeout * 1000;
+    let keys: string[] = [];
+    try {
+      if (manager.hostKeys) keys = await manager.hostKeys(server);
+      else if (ctx.keyscan) keys = await ctx.keyscan(node.interface_ip, node.connection_port, timeoutMs, ctx.signal);
+    } catch (err) {
+      if (label.consoleLog && manager.getConsoleLog) {
+        const log = await manager.getConsoleLog(server.id).catch(() => '');
+        ctx.log.info({ node: node.id, server: server.id }, `console log of server ${server.id}:\n${log}`);
+      }
+      throw new LaunchError('error.keyscan', `Can't scan instance ${server.id} key: ${(err as Error).message}`, err);
+    }
+    if ((node.connection_type === 'ssh' || node.connection_type === 'network_cli') && keys.length === 0) {
+      throw new LaunchError('error.keyscan', `Unable to gather host keys of ${server.id}`);
+    }
+    node.host_keys = keys;
+  }
+}
+
+/**
+ * Launch `node` (stored, locked, state `building`). Resolves with the final state it stored:
+ * `ready`, `failed` or `aborted` (cloud quota exceeded: the handler relaunches later).
+ */
+export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready' | 'failed' | 'aborted'> {
+  const retries = Math.max(1, ctx.provider.launchRetries);
+  const started = Date.now();
+  let lastResult: LaunchResult = 'error.unknown';
+  for (let attempt = 1; attempt <= retries; attempt++) {
+    const attemptStart = Date.now();
+    try {
+      await launchAttempt(ctx, node);
+      ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: 'ready', error: null });
+      node.state = 'ready';
+      node.state_time = Date.now() / 1000;
+      await store(ctx, node, `launched in ${Date.now() - started} ms`);
+      return 'ready';
+    } catch (err) {
+      lastResult = classify(err);
+      const message = err instanceof Error ? err.message : String(err);
+      ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: lastResult, error: message });
+      ctx.log.warn({ node: node.id, attempt, retries, result: lastResult, err: message },
+        `Launch attempt ${attempt}/${retries} for node ${node.id} failed: ${message}`);
+      if (ctx.zk.state === 'lost') {
+        lastResult = 'error.zksession';
+        break;
+      }
+      if (node.external_id !== null) {
+        // Leave the half-built server to the DeletedNodeWorker through an artificial record.
+        const leftover = newNode({
+          state: 'deleting', provider: node.provider, pool: node.pool, type: node.type,
+          external_id: node.external_id, launcher: node.launcher, cloud: node.cloud, region: node.region,
+        });
+        try {
+          await store(ctx, leftover, `leftover of failed launch of node ${node.id}`);
+        } catch (storeErr) {
+          ctx.log.error({ node: node.id, err: (storeErr as Error).message }, 'could not record leftover server; cleanup will find it');
+        }
+        node.external_id = null;
+        node.public_ipv4 = null;
+        node.public_ipv6 = null;
+        node.private_ipv4 = null;
+        node.interface_ip = null;
+      }
+      if (lastResult === 'error.quota') {
+        ctx.manager.invalidateQuotaCache();
+        break;
+      }
+      if (ctx.signal.aborted || lastResult === 'error.nodepool') break;
+    }
+  }
+  node.state = lastResult === 'error.quota' ? 'aborted' : 'failed';
+  node.state_time = Date.now() / 1000;
+  if (lastResult !== 'error.zksession') {
+    await store(ctx, node, `launch ${lastResult}`);
+  }
+  return node.state;
+}

@@ -1,0 +1,374 @@
+// PoolWorker: one per provider pool (§3.3). Nodepool's loops sleep 10 s between passes; this one
+// runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
+// only as a safety net.
+import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/core/config';
+import type { Node, NodeRequest } from '@nodepool-ts/core/model';
+import type { Logger } from '@nodepool-ts/core/log';
+import type { AnyProviderManager } from "./drivers.js";
+import type { ZooKeeper } from '@nodepool-ts/core/zk';
+import { compareRequests, ZERO, addResources, type PlanInput, type PoolView, type Resources } from './decide.js';
+import { NodeRequestHandler } from './request-handler.js';
+import { launchNode } from './node-launcher.js';
+import type { LauncherContext } from './context.js';
+
+const SAFETY_INTERVAL_MS = 10_000;
+const WEDGE_GUARD_MS = 5_000;
+
+export class PoolWorker {
+  readonly id: string;
+  readonly log: Logger;
+  private handlers = new Map<string, NodeRequestHandler>();
+  private paused: NodeRequestHandler | null = null;
+  private running = false;
+  private rerun = false;
+  private scheduled = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | null = null;
+  private launches = new Set<Promise<unknown>>();
+  private lastWedgeAvoidance = 0;
+  private abort = new AbortController();
+
+  constructor(
+    private readonly ctx: LauncherContext,
+    public provider: Provider,
+    public pool: Pool,
+    public manager: AnyProviderManager,
+  ) {
+    this.id = `${ctx.hostname}-${process.pid}-PoolWorker.${provider.name}-${pool.name}`;
+    this.log = ctx.logger(`nodepool.PoolWorker.${provider.name}-${pool.name}`);
+  }
+
+  get zk(): ZooKeeper {
+    return this.ctx.zk;
+  }
+  get providerName(): string {
+    return this.provider.name;
+  }
+  get poolName(): string {
+    return this.pool.name;
+  }
+  get nodeAttributes(): Record<string, unknown> | null {
+    return this.pool.nodeAttributes;
+  }
+  get cloudName(): string | null {
+    return this.provider.driver === 'static' ? null : this.provider.cloud;
+  }
+  get regionName(): string | null {
+    return this.provider.driver === 'static' ? null : this.provider.regionName;
+  }
+  get activeLaunches(): number {
+    return this.launches.size;
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    this.timer = setInterval(() => this.schedule(), SAFETY_INTERVAL_MS);
+    this.timer.unref();
+    this.schedule();
+  }
+
+  /** Replace the config of this pool (provider unchanged in structure) and register again. */
+  async reconfigure(provider: Provider, pool: Pool, manager: AnyProviderManager): Promise<void> {
+    this.provider = provider;
+    this.pool = pool;
+    this.manager = manager;
+    await this.register();
+    this.schedule();
+  }
+
+  async register(): Promise<void> {
+    if (this.stopped) return;
+    await this.zk.registerLauncher({
+      id: this.id,
+      provider_name: this.provider.name,
+      supported_labels: this.ctx.supportedLabels(),
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.abort.abort();
+    while (this.running) await new Promise((r) => setTimeout(r, 10));
+    await Promise.allSettled([...this.launches]);
+    // A paused handler's nodes are unlocked with allocation cleared (§3.3); the request goes
+    // back to `requested` for the next launcher.
+    for (const h of [...this.handlers.values()]) {
+      if (h.state !== 'done') await h.abandon().catch(() => undefined);
+    }
+    await this.zk.unregisterLauncher(this.id).catch(() => undefined);
+  }
+
+  /** Coalesce wake-ups: many watch events in one tick make one pass. */
+  schedule(): void {
+    if (this.stopped || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.pass();
+    });
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      id: this.id,
+      paused: this.paused?.id ?? null,
+      handlers: [...this.handlers.values()].map((h) => ({ request: h.id, state: h.state })),
+      launches: this.launches.size,
+    };
+  }
+
+  hasHandler(id: string): boolean {
+    return this.handlers.has(id);
+  }
+
+  requestRemoved(id: string): void {
+    const h = this.handlers.get(id);
+    if (h) void h.requestGone();
+  }
+
+  private async pass(): Promise<void> {
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.rerun = false;
+        if (this.stopped || this.zk.state !== 'connected') return;
+        await this.assignHandlers();
+      } while (this.rerun && !this.stopped);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'Error in PoolWorker pass');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private concurrencyReached(): boolean {
+    const max = this.provider.maxConcurrency;
+    if (max < 0) return false;
+    return this.ctx.activeLaunches(this.provider.name) >= max;
+  }
+
+  private async assignHandlers(): Promise<void> {
+    if (this.provider.maxConcurrency === 0) return;
+    if (this.paused) {
+      await this.paused.run();
+      if (this.paused.state === 'paused') return;
+      this.paused = null;
+    }
+    const requests = this.ctx.requestCache.all().slice().sort(compareRequests);
+    for (const cached of requests) {
+      if (this.stopped || this.paused) return;
+      if (this.concurrencyReached()) return;
+      if (cached.id === null || this.handlers.has(cached.id)) continue;
+      if (cached.state !== 'requested') continue;
+      if (cached.declined_by.includes(this.id)) continue;
+      if (this.yieldsToPreferredProvider(cached)) continue;
+      const req = cached;
+      if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) continue;
+      const fresh = await this.zk.getNodeRequest(req.id ?? '');
+      if (fresh === null || fresh.state !== 'requested' || fresh.declined_by.includes(this.id)) {
+        await this.zk.unlockNodeRequest(req).catch(() => undefined);
+        continue;
+      }
+      // Carry the lock over to the fresh copy we will write.
+      this.zk.transferRequestLock(req, fresh);
+      const handler = new NodeRequestHandler(this, fresh);
+      this.handlers.set(req.id ?? '', handler);
+      await handler.run();
+      if (handler.state === 'paused') {
+        this.paused = handler;
+        return;
+      }
+    }
+  }
+
+  /** A request naming another provider waits for that provider's launchers while any is online. */
+  private yieldsToPreferredProvider(req: NodeRequest): boolean {
+    if (req.provider === null || req.provider === this.provider.name) return false;
+    const theirs = this.ctx.launchers().filter((l) => l.provider_name === req.provider);
+    if (theirs.length === 0) return false;
+    return !theirs.every((l) => req.declined_by.includes(l.id));
+  }
+
+  handlerDone(h: NodeRequestHandler): void {
+    this.handlers.delete(h.id);
+    if (this.paused === h) this.paused = null;
+    this.schedule();
+  }
+
+  // ---- services the handler uses ----
+
+  async registeredLauncherIds(): Promise<string[]> {
+    return (await this.zk.getRegisteredLaunchers()).map((l) => l.id);
+  }
+
+  async storeRequest(req: NodeRequest, reason: string): Promise<void> {
+    await this.zk.storeNodeRequest(req);
+    this.ctx.recordRequest(req, this.id, reason);
+  }
+
+  async storeNode(node: Node, reason: string): Promise<void> {
+    await this.zk.storeNode(node);
+    this.ctx.recordNode(node, this.id, reason);
+  }
+
+  async chooseAz(): Promise<string | null> {
+    if (this.provider.driver === 'static') return null;
+    const pool = this.pool as CloudPool;
+    let azs = pool.availabilityZones;
+    if (azs.length === 0) azs = await this.manager.listAzs().catch(() => []);
+    if (azs.length === 0) return null;
+    return azs[Math.floor(Math.random() * azs.length)] ?? null;
+  }
+
+  private labelResources = new Map<string, Resources>();
+
+  private async resourcesOf(label: string): Promise<Resources> {
+    if (this.provider.driver === 'static') return { cores: 0, instances: 1, ram: 0 };
+    const cached = this.labelResources.get(label);
+    if (cached) return cached;
+    const pl = (this.pool as CloudPool).labels.find((l) => l.name === label);
+    if (!pl) return { cores: 0, instances: 1, ram: 0 };
+    const r = await this.manager.resourcesForLabel(pl);
+    this.labelResources.set(label, r);
+    return r;
+  }
+
+  private nodeResources(node: Node, labels: Map<string, Resources>): Resources {
+    if (node.resources) {
+      return { cores: node.resources.cores ?? 0, instances: node.resources.instances ?? 1, ram: node.resources.ram ?? 0 };
+    }
+    const first = node.type[0];
+    return (first !== undefined ? labels.get(first) : undefined) ?? { cores: 0, instances: 1, ram: 0 };
+  }
+
+  async poolView(): Promise<PoolView> {
+    const labels = new Map<string, Resources>();
+    for (const l of this.pool.labels) labels.set(l.name, await this.resourcesOf(l.name));
+    if (this.provider.driver === 'static') {
+      return {
+        provider: this.provider.name, pool: this.pool.name, maxServers: this.pool.maxServers,
+        maxCores: Infinity, maxRam: Infinity, labels, canLaunch: false, ignoreProviderQuota: true,
+      };
+    }
+    const pool = this.pool as CloudPool;
+    return {
+      provider: this.provider.name, pool: pool.name, maxServers: pool.maxServers, maxCores: pool.maxCores,
+      maxRam: pool.maxRam, labels, canLaunch: true, ignoreProviderQuota: pool.ignoreProviderQuota,
+    };
+  }
+
+  async planInput(request: NodeRequest, exclude: Set<string>, satisfied: string[]): Promise<PlanInput> {
+    const pool = await this.poolView();
+    let providerUsed = ZERO;
+    let poolUsed = ZERO;
+    const ready: Node[] = [];
+    for (const n of this.ctx.nodeCache.all()) {
+      if (n.provider !== this.provider.name) continue;
+      const r = this.nodeResources(n, pool.labels);
+      providerUsed = addResources(providerUsed, r);
+      if (n.pool === this.pool.name) {
+        poolUsed = addResources(poolUsed, r);
+        if (n.state === 'ready' && n.allocated_to === null) ready.push(n);
+      }
+    }
+    ready.sort((a, b) => a.state_time - b.state_time);
+    let providerQuota: Resources = { cores: Infinity, instances: Infinity, ram: Infinity };
+    if (this.provider.driver !== 'static' && !pool.ignoreProviderQuota) {
+      providerQuota = await this.ctx.providerQuota(this.provider.name);
+    }
+    return {
+      request,
+      pool,
+      quota: { provider: providerQuota, providerUsed, poolUsed },
+      unavailableLabels: await this.ctx.unavailableLabels(this.provider, this.pool),
+      readyNodes: ready,
+      exclude,
+      satisfied,
+    };
+  }
+
+  /** Lock a READY node and allocate it; null when someone else got it first. */
+  async claimReadyNode(candidate: Node, requestId: string): Promise<Node | null> {
+    if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
+    const fresh = candidate.id !== null ? await this.zk.getNode(candidate.id) : null;
+    if (fresh === null || fresh.state !== 'ready' || (fresh.allocated_to !== null && fresh.allocated_to !== requestId)) {
+      await this.zk.unlockNode(candidate).catch(() => undefined);
+      return null;
+    }
+    if (!(await this.ctx.checkReusable(this, fresh))) {
+      await this.zk.unlockNode(candidate).catch(() => undefined);
+      return null;
+    }
+    this.zk.transferNodeLock(candidate, fresh);
+    fresh.allocated_to = requestId;
+    await this.storeNode(fresh, `allocated to ${requestId}`);
+    return fresh;
+  }
+
+  launch(node: Node, label: string, az: string | null): Promise<'ready' | 'failed' | 'aborted'> {
+    if (this.provider.driver === 'static') return Promise.resolve('failed');
+    const pool = this.pool as CloudPool;
+    const pl = pool.labels.find((l) => l.name === label) as CloudPoolLabel;
+    const p = launchNode({
+      zk: this.zk,
+      provider: this.provider,
+      pool,
+      label: pl,
+      manager: this.manager,
+      log: this.log,
+      az,
+      signal: this.abort.signal,
+      onStore: (n, reason) => this.ctx.recordNode(n, this.id, reason),
+      keyscan: this.ctx.keyscan,
+      onAttempt: (a) => this.ctx.recordLaunchAttempt(node, this.id, a),
+    }, node).then(async (state) => {
+      this.ctx.launchFinished(this, node, state, Date.now() - p0);
+      if (state === 'ready') await this.ctx.afterReady(this, node);
+      return node.state === 'ready' || node.state === 'failed' || node.state === 'aborted' ? node.state : state;
+    }).catch((err: unknown) => {
+      this.log.error({ node: node.id, err: (err as Error).message }, `launch of node ${node.id} failed`);
+      return 'failed' as const;
+    });
+    const p0 = Date.now();
+    this.launches.add(p);
+    void p.finally(() => {
+      this.launches.delete(p);
+      this.schedule();
+    });
+    return p;
+  }
+
+  /**
+   * Paused at capacity: delete the oldest unused READY node of this pool so a different label
+   * can be served (Nodepool's wedge avoidance), at most one every few seconds.
+   */
+  async avoidWedge(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastWedgeAvoidance < WEDGE_GUARD_MS) return;
+    const candidates = this.ctx.nodeCache.all()
+      .filter((n) => n.provider === this.provider.name && n.pool === this.pool.name
+        && n.state === 'ready' && n.allocated_to === null)
+      .sort((a, b) => a.state_time - b.state_time);
+    for (const n of candidates) {
+      if (!(await this.zk.lockNode(n, { blocking: false }))) continue;
+      try {
+        const fresh = n.id !== null ? await this.zk.getNode(n.id) : null;
+        if (fresh === null || fresh.state !== 'ready' || fresh.allocated_to !== null) continue;
+        this.lastWedgeAvoidance = now;
+        fresh.state = 'deleting';
+        fresh.state_time = Date.now() / 1000;
+        this.zk.transferNodeLock(n, fresh);
+        await this.storeNode(fresh, 'deleted to avoid wedging a paused pool');
+        this.log.info(`Deleting oldest unused node ${fresh.id} to make room`);
+        return;
+      } finally {
+        await this.zk.unlockNode(n).catch(() => undefined);
+      }
+    }
+  }
+}

@@ -1,0 +1,255 @@
+// NodeRequestHandler: serves one locked node request for one provider pool (§3.4). The decision
+// is `planRequest` (pure); this class performs the I/O the plan names and finishes the request
+// when every node it holds is ready (fulfilled), failed (declined) or aborted (paused, relaunch).
+import type { Node, NodeRequest } from '@nodepool-ts/core/model';
+import { newNode } from '@nodepool-ts/core/model';
+import { planRequest, neededLabels, type Step } from './decide.js';
+import type { PoolWorker } from './pool-worker.js';
+
+interface Held {
+  label: string;
+  node: Node;
+  launch: Promise<'ready' | 'failed' | 'aborted'> | null;
+  settled: boolean;
+}
+
+export type HandlerState = 'running' | 'paused' | 'launching' | 'done';
+
+export class NodeRequestHandler {
+  state: HandlerState = 'running';
+  private held: Held[] = [];
+  private exclude = new Set<string>();
+  private finishing = false;
+  private az: string | null = null;
+  readonly startedAt = Date.now();
+
+  constructor(private readonly worker: PoolWorker, readonly request: NodeRequest) {}
+
+  get id(): string {
+    return this.request.id ?? '';
+  }
+
+  private get log() {
+    return this.worker.log.child({ request: this.id });
+  }
+
+  /** Run (or re-run, when paused) the plan. Never throws: errors decline the request. */
+  async run(): Promise<void> {
+    try {
+      await this.runInner();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, `Declining node request ${this.id} due to exception`);
+      await this.decline(`exception: ${(err as Error).message}`, true).catch((e: unknown) => {
+        this.log.error({ err: (e as Error).message }, `could not decline request ${this.id}`);
+      });
+    }
+  }
+
+  private async runInner(): Promise<void> {
+    if (this.state === 'done') return;
+    const w = this.worker;
+    if (this.request.node_types.length === 0) {
+      await this.decline('request has no node_types', true, true);
+      return;
+    }
+    if (this.az === null) this.az = await w.chooseAz();
+    for (let round = 0; round < 20; round++) {
+      const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
+      const plan = planRequest(input);
+      if (plan.kind === 'decline') {
+        await this.decline(plan.reason, true);
+        return;
+      }
+      if (this.request.state !== 'pending') {
+        this.request.state = 'pending';
+        this.request.state_time = Date.now() / 1000;
+        await w.storeRequest(this.request, 'accepted');
+      }
+      const redo = await this.execute(plan.steps);
+      if (redo) continue;
+      if (plan.steps.some((s) => s.action === 'wait')) {
+        if (this.state !== 'paused') {
+          this.log.info(`Pausing request handling to satisfy request ${this.id}`);
+        }
+        this.state = 'paused';
+        await w.avoidWedge();
+        return;
+      }
+      this.state = 'launching';
+      await this.maybeFinish();
+      return;
+    }
+    this.state = 'paused';
+  }
+
+  /** Returns true when a reuse candidate slipped away and the plan must be recomputed. */
+  private async execute(steps: Step[]): Promise<boolean> {
+    const w = this.worker;
+    for (const step of steps) {
+      if (step.action === 'reuse') {
+        const got = await w.claimReadyNode(step.node, this.id);
+        if (!got) {
+          if (step.node.id !== null) this.exclude.add(step.node.id);
+          return true;
+        }
+        this.held.push({ label: step.label, node: got, launch: null, settled: true });
+        if (this.az === null && got.az !== null) this.az = got.az;
+      } else if (step.action === 'launch') {
+        const node = newNode({
+          state: 'init',
+          type: [step.label],
+          provider: w.providerName,
+          pool: w.poolName,
+          launcher: w.id,
+          allocated_to: this.id,
+          attributes: w.nodeAttributes,
+          cloud: w.cloudName,
+          region: w.regionName,
+          az: this.az,
+        });
+        await w.storeNode(node, 'created for request ' + this.id);
+        if (!(await w.zk.lockNode(node, { blocking: false }))) {
+          // Nodepool stores init unlocked then locks; someone else locking it first is a bug
+          // elsewhere: leave it to the DeletedNodeWorker (init nodes are never reaped... so fail it).
+          node.state = 'failed';
+          await w.storeNode(node, 'could not lock new node');
+          continue;
+        }
+        node.state = 'building';
+        node.state_time = Date.now() / 1000;
+        await w.storeNode(node, 'building');
+        const held: Held = { label: step.label, node, launch: null, settled: false };
+        held.launch = w.launch(node, step.label, this.az).finally(() => {
+          held.settled = true;
+          void this.maybeFinish();
+        });
+        this.held.push(held);
+      }
+    }
+    return false;
+  }
+
+  /** Called on every launch completion and when the request changes. */
+  async maybeFinish(): Promise<void> {
+    if (this.state === 'done' || this.state === 'paused' || this.finishing) return;
+    if (this.held.some((h) => h.launch !== null && !h.settled)) return;
+    if (neededLabels(this.request.node_types, this.held.map((h) => h.label)).length > 0) return;
+    this.finishing = true;
+    try {
+      await this.finish();
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, `error finishing request ${this.id}`);
+      await this.decline(`exception: ${(err as Error).message}`, false).catch(() => undefined);
+    } finally {
+      this.finishing = false;
+    }
+  }
+
+  private async finish(): Promise<void> {
+    const w = this.worker;
+    const current = await w.zk.getNodeRequest(this.id);
+    if (current === null) {
+      this.log.info(`Node request ${this.id} disappeared`);
+      await this.releaseNodes(true);
+      await this.done();
+      return;
+    }
+    const failed = this.held.filter((h) => h.node.state !== 'ready' && h.node.state !== 'aborted');
+    const aborted = this.held.filter((h) => h.node.state === 'aborted');
+    if (failed.length > 0) {
+      await this.decline(`${failed.length} node(s) failed to launch`, false);
+      return;
+    }
+    if (aborted.length > 0) {
+      for (const h of aborted) await w.zk.unlockNode(h.node).catch(() => undefined);
+      this.held = this.held.filter((h) => h.node.state !== 'aborted');
+      this.state = 'paused';
+      this.log.info(`Pausing request ${this.id}: ${aborted.length} node launch(es) aborted by cloud quota`);
+      return;
+    }
+    // Fulfil: each label takes the first held node of that label, in node_types order.
+    const pool = [...this.held];
+    const ids: string[] = [];
+    for (const label of this.request.node_types) {
+      const i = pool.findIndex((h) => h.label === label);
+      const h = pool.splice(i, 1)[0];
+      if (i < 0 || h === undefined || h.node.id === null) throw new Error(`no node held for label ${label}`);
+      ids.push(h.node.id);
+    }
+    await this.releaseNodes(false);
+    current.nodes = ids;
+    current.state = 'fulfilled';
+    current.state_time = Date.now() / 1000;
+    this.request.nodes = ids;
+    this.request.state = 'fulfilled';
+    await w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`);
+    this.log.info(`Fulfilled node request ${this.id}`);
+    await this.done();
+  }
+
+  /** The request znode vanished (Zuul cancelled, or its session died). */
+  async requestGone(): Promise<void> {
+    if (this.state === 'done') return;
+    if (this.held.some((h) => h.launch !== null && !h.settled)) return; // finish() will notice
+    this.log.info(`Node request ${this.id} disappeared; releasing its nodes`);
+    await this.releaseNodes(true);
+    await this.done();
+  }
+
+  /**
+   * The launcher is stopping: give the request back untouched (state `requested`, not declined)
+   * so another launcher, or this one after a restart, serves it.
+   */
+  async abandon(): Promise<void> {
+    if (this.state === 'done') return;
+    const w = this.worker;
+    await this.releaseNodes(true);
+    const current = await w.zk.getNodeRequest(this.id);
+    if (current !== null && current.state === 'pending') {
+      current.state = 'requested';
+      current.nodes = [];
+      current.state_time = Date.now() / 1000;
+      await w.storeRequest(current, 'launcher stopping; request handed back');
+    }
+    await this.done();
+  }
+
+  async decline(reason: string, clearAllocation: boolean, invalid = false): Promise<void> {
+    const w = this.worker;
+    this.log.info({ reason }, `Declining node request ${this.id}: ${reason}`);
+    await this.releaseNodes(clearAllocation);
+    const current = (await w.zk.getNodeRequest(this.id)) ?? null;
+    if (current !== null) {
+      if (!current.declined_by.includes(w.id)) current.declined_by.push(w.id);
+      const launchers = await w.registeredLauncherIds();
+      const allDeclined = invalid || launchers.every((id) => current.declined_by.includes(id));
+      current.state = allDeclined ? 'failed' : 'requested';
+      current.nodes = [];
+      current.state_time = Date.now() / 1000;
+      await w.storeRequest(current, allDeclined ? `failed: ${reason}` : `declined: ${reason}`);
+    }
+    await this.done();
+  }
+
+  private async releaseNodes(clearAllocation: boolean): Promise<void> {
+    const w = this.worker;
+    await Promise.all(this.held.map(async (h) => {
+      if (clearAllocation && h.node.allocated_to === this.id && h.node.state !== 'deleted') {
+        const fresh = h.node.id !== null ? await w.zk.getNode(h.node.id) : null;
+        if (fresh !== null) {
+          fresh.allocated_to = null;
+          await w.storeNode(fresh, 'allocation released');
+          h.node.allocated_to = null;
+        }
+      }
+      await w.zk.unlockNode(h.node).catch(() => undefined);
+    }));
+    this.held = [];
+  }
+
+  private async done(): Promise<void> {
+    this.state = 'done';
+    await this.worker.zk.unlockNodeRequest(this.request).catch(() => undefined);
+    this.worker.handlerDone(this);
+  }
+}
