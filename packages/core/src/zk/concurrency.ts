@@ -1,6 +1,6 @@
 // Reads of many znodes are pipelined on one connection; a bound keeps memory and the server's
 // outstanding-request queue sane when there are tens of thousands of them.
-export const READ_CONCURRENCY = 256;
+export const READ_CONCURRENCY = 1024;
 
 /** `Promise.all(items.map(fn))` with at most `limit` calls in flight; results keep input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
