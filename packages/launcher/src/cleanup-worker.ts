@@ -64,7 +64,10 @@ export class CleanupWorker {
     const known = new Set(nodes.map((n) => n.id).filter((id): id is string => id !== null));
     const beingDeleted = new Set(nodes.map((n) => n.external_id).filter((x): x is string => x !== null));
     for (const [name, manager] of l.managers()) {
-      if (manager.kind !== 'cloud') continue;
+      if (manager.kind !== 'cloud') {
+        if (manager.kind === 'static') await manager.syncRegistrations();
+        continue;
+      }
       const servers = await manager.listServers();
       for (const server of leakedServers(servers, name, known)) {
         if (beingDeleted.has(server.id)) continue;

@@ -146,7 +146,7 @@ export async function deleteNodeAndServer(
   }
   const manager = fresh.provider !== null ? l.manager(fresh.provider) : null;
   try {
-    if (manager && fresh.external_id) {
+    if (manager && manager.kind === 'cloud' && fresh.external_id) {
       log.info(`Deleting server ${fresh.external_id} for node ${fresh.id}`);
       try {
         await manager.deleteServer(fresh.external_id);

@@ -1,8 +1,10 @@
 // Driver registry: the one place that maps `driver:` to an implementation. Adding a cloud adds a
 // folder under packages/drivers and one line here.
-import type { Provider } from '@nodepool-ts/core/config';
+import type { Config, Provider } from '@nodepool-ts/core/config';
+import type { Logger } from '@nodepool-ts/core/log';
+import type { NodeCache, ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Node } from '@nodepool-ts/core/model';
-import type { ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
+import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
 
 /** Optional hooks a driver may offer the launcher beyond the cloud interface. */
@@ -19,11 +21,32 @@ export interface LauncherHooks {
   checkNodes?(): Promise<void>;
 }
 
-export type AnyProviderManager = ProviderManager & LauncherHooks;
+/** A cloud driver (fake, openstack): launches servers. */
+export type CloudManager = ProviderManager & LauncherHooks;
 
+/**
+ * A driver of pre-existing hosts (static): never launches; registers its hosts as READY nodes
+ * and keeps the registrations in step with the config (§3.7).
+ */
+export interface StaticManager extends ProviderLifecycle, LauncherHooks {
+  readonly kind: 'static';
+  /** register missing slots, deregister surplus/unknown ones; start, reload, every cleanup */
+  syncRegistrations(): Promise<void>;
+}
+
+export type AnyProviderManager = CloudManager | StaticManager;
+
+/** The launcher's services a driver may use (static registers nodes itself). */
 export interface DriverContext {
   stateDir: string;
-  launcher?: unknown;
+  /** the whole config the provider came from (labels, private-key, ...) */
+  config: Config;
+  zk: ZooKeeper;
+  nodeCache: NodeCache;
+  logger(name: string): Logger;
+  /** store a node and record the change (database, metrics) */
+  storeNode(node: Node, by: string, reason: string): Promise<void>;
+  recordNodeRemoved(node: Node, by: string): void;
 }
 
 export class UnsupportedDriverError extends Error {
@@ -35,10 +58,11 @@ export class UnsupportedDriverError extends Error {
 }
 
 export function createProviderManager(provider: Provider, _ctx: DriverContext): AnyProviderManager {
+  // Each case builds one driver; `_ctx` gives drivers that need them the launcher's services.
   switch (provider.driver) {
     case 'fake': {
       const mgr = createFakeProvider(provider) as ProviderManager & Partial<LauncherHooks>;
-      return Object.assign(mgr, { config: provider }) as AnyProviderManager;
+      return Object.assign(mgr, { config: provider }) as CloudManager;
     }
     default:
       throw new UnsupportedDriverError(provider.name, provider.driver);

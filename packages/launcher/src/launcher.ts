@@ -139,7 +139,15 @@ export class Launcher implements LauncherContext {
     }
     for (const [name, p] of config.providers) {
       if (this.providers.has(name)) continue;
-      const mgr = createProviderManager(p, { launcher: this, stateDir: config.stateDir });
+      const mgr = createProviderManager(p, {
+        stateDir: config.stateDir,
+        config,
+        zk: this.zk,
+        nodeCache: this.nodeCache,
+        logger: (name) => this.logger(name),
+        storeNode: (node, by, reason) => this.storeNode(node, by, reason),
+        recordNodeRemoved: (node, by) => this.recordNodeRemoved(node, by),
+      });
       await mgr.start();
       this.providers.set(name, mgr);
       this.quotaCache.delete(name);
@@ -169,6 +177,17 @@ export class Launcher implements LauncherContext {
       }
     }
     this.configureCron(config);
+    if (this.deletedNodeWorker) await this.syncStatic();
+  }
+
+  /** Static providers keep their registrations in step (start, reload, every cleanup). */
+  async syncStatic(): Promise<void> {
+    for (const mgr of this.providers.values()) {
+      if (mgr.kind !== 'static') continue;
+      await mgr.syncRegistrations().catch((err: unknown) => {
+        this.log.error({ provider: mgr.name, err: (err as Error).message }, 'static registration sync failed');
+      });
+    }
   }
 
   private configureCron(config: Config): void {

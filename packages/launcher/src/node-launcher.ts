@@ -5,7 +5,7 @@ import type { CloudPool, CloudPoolLabel, FakeProvider, OpenStackProvider } from 
 import type { Node } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
 import type { ServerInfo, ServerSpec } from '@nodepool-ts/core/provider';
-import type { AnyProviderManager } from './drivers.js';
+import type { CloudManager } from './drivers.js';
 import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provider';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Logger } from '@nodepool-ts/core/log';
@@ -34,7 +34,7 @@ export interface LaunchContext {
   provider: OpenStackProvider | FakeProvider;
   pool: CloudPool;
   label: CloudPoolLabel;
-  manager: AnyProviderManager;
+  manager: CloudManager;
   log: Logger;
   /** request's chosen AZ (shared by every node of one request) */
   az: string | null;

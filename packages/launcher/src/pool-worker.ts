@@ -220,7 +220,7 @@ export class PoolWorker {
     if (this.provider.driver === 'static') return null;
     const pool = this.pool as CloudPool;
     let azs = pool.availabilityZones;
-    if (azs.length === 0) azs = await this.manager.listAzs().catch(() => []);
+    if (azs.length === 0 && this.manager.kind === 'cloud') azs = await this.manager.listAzs().catch(() => []);
     if (azs.length === 0) return null;
     return azs[Math.floor(Math.random() * azs.length)] ?? null;
   }
@@ -233,6 +233,7 @@ export class PoolWorker {
     if (cached) return cached;
     const pl = (this.pool as CloudPool).labels.find((l) => l.name === label);
     if (!pl) return { cores: 0, instances: 1, ram: 0 };
+    if (this.manager.kind !== 'cloud') return { cores: 0, instances: 1, ram: 0 };
     const r = await this.manager.resourcesForLabel(pl);
     this.labelResources.set(label, r);
     return r;
@@ -311,7 +312,8 @@ export class PoolWorker {
   }
 
   launch(node: Node, label: string, az: string | null): Promise<'ready' | 'failed' | 'aborted'> {
-    if (this.provider.driver === 'static') return Promise.resolve('failed');
+    if (this.provider.driver === 'static' || this.manager.kind !== 'cloud') return Promise.resolve('failed');
+    const manager = this.manager;
     const pool = this.pool as CloudPool;
     const pl = pool.labels.find((l) => l.name === label) as CloudPoolLabel;
     const p = launchNode({
@@ -319,7 +321,7 @@ export class PoolWorker {
       provider: this.provider,
       pool,
       label: pl,
-      manager: this.manager,
+      manager,
       log: this.log,
       az,
       signal: this.abort.signal,
