@@ -6,9 +6,9 @@ import { watchFile, unwatchFile } from 'node:fs';
 import cron from 'node-cron';
 import { loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
-import type { LauncherInfo, Node, NodeRequest } from '@nodepool-ts/core/model';
+import { newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
-import { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
+import { NodeCache, RequestCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
@@ -53,6 +53,8 @@ export class Launcher implements LauncherContext {
   private imageCache = new Map<string, { at: number; ok: boolean }>();
   private launchCounts = new Map<string, number>();
   private reloading: Promise<void> | null = null;
+  private malformedTimer: NodeJS.Timeout | null = null;
+  private malformedSeen = new Set<string>();
   private stopped = false;
 
   constructor(readonly options: LauncherOptions) {
@@ -81,6 +83,8 @@ export class Launcher implements LauncherContext {
     await this.applyConfig(this.config);
     this.deletedNodeWorker.start();
     this.scheduleCleanup();
+    this.malformedTimer = setInterval(() => void this.handleMalformed(), 5_000);
+    this.malformedTimer.unref();
     this.minReady.trigger();
     const interval = this.options.watchIntervalMs ?? 1000;
     if (interval > 0) {
@@ -96,6 +100,7 @@ export class Launcher implements LauncherContext {
     unwatchFile(this.options.configFile);
     if (this.options.secureFile) unwatchFile(this.options.secureFile);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    if (this.malformedTimer) clearInterval(this.malformedTimer);
     for (const t of this.cronTasks) t.stop();
     this.minReady?.stop();
     await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
@@ -225,6 +230,44 @@ export class Launcher implements LauncherContext {
         this.log.error({ provider: mgr.name, err: (err as Error).message }, 'node check failed');
       });
     }
+  }
+
+  /**
+   * Request znodes whose data is not a request (garbage JSON, wrong types) fail: we lock them and
+   * write a valid `failed` request so the requestor sees an answer. Malformed node znodes are
+   * only reported (their owner is unknown); empty ones go in the CleanupWorker.
+   */
+  async handleMalformed(): Promise<number> {
+    if (this.zk.state !== 'connected') return 0;
+    let failed = 0;
+    for (const id of this.requestCache.ids()) {
+      if (this.requestCache.get(id) !== undefined) continue;
+      const data = await this.zk.getData(paths.request(id)).catch(() => null);
+      if (data === null || data.length === 0 || requestFromData(id, data) !== null) continue;
+      const req = newNodeRequest({ id, state: 'failed', requestor: null });
+      if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) continue;
+      try {
+        const again = await this.zk.getData(paths.request(id)).catch(() => null);
+        if (again === null || requestFromData(id, again) !== null) continue;
+        req.declined_by = this.poolWorkers.map((w) => w.id);
+        await this.zk.storeNodeRequest(req);
+        failed++;
+        this.log.warn({ request: id, data: again.subarray(0, 200).toString('utf8') },
+          `Failing malformed node request ${id}: its data is not a node request`);
+        this.recordRequest(req, 'NodePool', 'malformed request data');
+      } finally {
+        await this.zk.unlockNodeRequest(req).catch(() => undefined);
+      }
+    }
+    for (const id of this.nodeCache.ids()) {
+      if (this.nodeCache.get(id) !== undefined || this.malformedSeen.has(id)) continue;
+      const data = await this.zk.getNodeData(id).catch(() => null);
+      if (data === null || data.length === 0) continue;
+      this.malformedSeen.add(id);
+      this.log.warn({ node: id, data: data.subarray(0, 200).toString('utf8') },
+        `Ignoring malformed node znode ${id}: its data is not a node`);
+    }
+    return failed;
   }
 
   // ---- events ----

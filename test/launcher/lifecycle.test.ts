@@ -1,0 +1,213 @@
+// Launcher lifecycle scenarios: Zuul (kazoo) end to end, several launchers, cleanup tasks,
+// config reload, bad input — fake provider, real ZooKeeper.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { newNode, newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
+import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
+import { Launcher } from '@nodepool-ts/launcher';
+import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function envWithZk(): Promise<{ env: TestEnv; zk: ZooKeeper }> {
+  const env = testEnv();
+  const zk = await connectZk(env);
+  cleanups.push(async () => {
+    await zk.close();
+    env.cleanup();
+  });
+  return { env, zk };
+}
+
+async function startLauncher(configFile: string, hostname = 'test', extra: Partial<ConstructorParameters<typeof Launcher>[0]> = {}): Promise<Launcher> {
+  const l = new Launcher({ configFile, hostname, watchIntervalMs: 100, ...extra });
+  await l.start();
+  cleanups.push(() => l.stop());
+  return l;
+}
+
+async function waitDone(zk: ZooKeeper, id: string, timeoutMs = 20_000): Promise<NodeRequest> {
+  return waitFor(`request ${id} done`, async () => {
+    const r = await zk.getNodeRequest(id);
+    return r && (r.state === 'fulfilled' || r.state === 'failed') ? r : null;
+  }, timeoutMs);
+}
+
+function runPython(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    p.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+test('a kazoo client acting as Zuul gets its nodes end to end; used nodes are deleted', async () => {
+  const { env, zk } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }, { name: 'fake-label2' }] }));
+  await startLauncher(cfg);
+  const r = await runPython(['test/zuul/zuul_client.py', env.kazooHosts, 'fake-label,fake-label2', '--count', '3', '--timeout', '30']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const results = lines.filter((l) => !l.summary);
+  assert.equal(results.length, 3);
+  for (const res of results) {
+    assert.equal(res.outcome, 'fulfilled');
+    assert.deepEqual(res.labels, [['fake-label'], ['fake-label2']]);
+    assert.equal(res.event_id_kept, true, 'unknown request keys (event_id) survive our rewrite');
+  }
+  // every node Zuul used is gone; only the min-ready node remains
+  await waitFor('used nodes deleted', async () => {
+    const nodes = await zk.getNodes();
+    return nodes.every((n) => n.state === 'ready') && nodes.length >= 1;
+  });
+});
+
+test('two launchers sharing one ZooKeeper never double-allocate a node', async () => {
+  const { env, zk } = await envWithZk();
+  const stateFile = `${env.dir}/fake-cloud.json`;
+  const yaml = fakeConfig(env, {
+    labels: [{ name: 'fake-label', minReady: 4 }],
+    providerExtra: `    state-file: ${stateFile}\n`,
+  });
+  const cfg = env.write('nodepool.yaml', yaml);
+  await startLauncher(cfg, 'launcher-a');
+  await startLauncher(cfg, 'launcher-b');
+  const ids: string[] = [];
+  for (let i = 0; i < 24; i++) {
+    ids.push(await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'], requestor: 'two-launchers' }), '200'));
+  }
+  const seen = new Map<string, string>();
+  for (const id of ids) {
+    const req = await waitDone(zk, id, 30_000);
+    assert.equal(req.state, 'fulfilled');
+    for (const n of req.nodes) {
+      assert.ok(!seen.has(n), `node ${n} allocated to ${seen.get(n)} and ${id}`);
+      seen.set(n, id);
+      const node = await zk.getNode(n);
+      assert.equal(node?.allocated_to, id);
+    }
+  }
+  const launchers = new Set((await zk.getNodes()).map((n) => n.launcher?.split('-')[1]));
+  assert.ok(launchers.size >= 1);
+});
+
+test('a leaked server (ours by metadata, no znode) is deleted by the cleanup worker', async () => {
+  const { env, zk } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env));
+  const launcher = await startLauncher(cfg);
+  const req = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200'));
+  const node = await zk.getNode(req.nodes[0] ?? '');
+  assert.ok(node?.external_id);
+  // the znode vanishes behind the launcher's back (e.g. an operator's erase)
+  await zk.deleteNodeRequest(req.id ?? '');
+  await zk.deleteRawNode(node.id ?? '');
+  await launcher.runCleanup();
+  await waitFor('leaked server deleted', async () =>
+    (await launcher.manager('fake-provider')?.kind === 'cloud')
+      && (await (launcher.manager('fake-provider') as { getServer(id: string): Promise<unknown> }).getServer(node.external_id ?? '')) === null);
+  await waitFor('artificial record removed', async () => (await zk.getNodes()).length === 0);
+});
+
+test('max-ready-age and max-hold-age / hold_expiration delete old nodes', async () => {
+  const { env, zk } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env, {
+    labels: [{ name: 'fake-label', maxReadyAge: 2 }],
+    top: 'max-hold-age: 3600\n',
+  }));
+  const launcher = await startLauncher(cfg);
+  const old = newNode({ state: 'ready', provider: 'fake-provider', pool: 'main', type: ['fake-label'] });
+  old.state_time = Date.now() / 1000 - 60;
+  await zk.storeNode(old);
+  const held = newNode({ state: 'hold', provider: 'fake-provider', pool: 'main', type: ['fake-label'], hold_expiration: 5 });
+  held.state_time = Date.now() / 1000 - 10;
+  await zk.storeNode(held);
+  const heldForever = newNode({ state: 'hold', provider: 'fake-provider', pool: 'main', type: ['fake-label'] });
+  heldForever.state_time = Date.now() / 1000 - 60;
+  await zk.storeNode(heldForever);
+  await launcher.runCleanup();
+  await waitFor('old ready node gone', async () => (await zk.getNode(old.id ?? '')) === null);
+  await waitFor('expired hold gone', async () => (await zk.getNode(held.id ?? '')) === null);
+  assert.equal((await zk.getNode(heldForever.id ?? ''))?.state, 'hold', 'a hold younger than max-hold-age stays');
+});
+
+test('a pending request whose launcher died is reset and served (lost request)', async () => {
+  const { env, zk } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env));
+  // A request left `pending` by a launcher that died, holding an allocated READY node.
+  const reqId = await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200');
+  const node = newNode({ state: 'ready', provider: 'fake-provider', pool: 'main', type: ['fake-label'], allocated_to: reqId });
+  await zk.storeNode(node);
+  const req = await zk.getNodeRequest(reqId);
+  assert.ok(req);
+  req.state = 'pending';
+  await zk.storeNodeRequest(req);
+  const launcher = await startLauncher(cfg);
+  await launcher.runCleanup();
+  const done = await waitDone(zk, reqId);
+  assert.equal(done.state, 'fulfilled');
+});
+
+test('malformed request znodes fail one by one; good requests are still served', async () => {
+  const { env, zk } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env));
+  const launcher = await startLauncher(cfg);
+  const raw = zk.client;
+  const bad: string[] = [];
+  for (const data of ['garbage{', '[1, 2]', '{"state": 7}', '"a string"']) {
+    const path = await new Promise<string>((resolve, reject) => {
+      raw.create(`${paths.requestsRoot}/200-`, Buffer.from(data), 3 /* EPHEMERAL_SEQUENTIAL */, (err: Error | null, p: string) => (err ? reject(err) : resolve(p)));
+    });
+    bad.push(path.split('/').pop() ?? '');
+  }
+  const good = await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200');
+  assert.equal((await waitDone(zk, good)).state, 'fulfilled');
+  await launcher.handleMalformed();
+  for (const id of bad) {
+    const r = await zk.getNodeRequest(id);
+    assert.equal(r?.state, 'failed', `malformed request ${id} is failed`);
+  }
+});
+
+test('config reload: new labels are registered, a removed provider stops; a broken file changes nothing', async () => {
+  const { env, zk } = await envWithZk();
+  const cfgPath = env.write('nodepool.yaml', fakeConfig(env));
+  const launcher = await startLauncher(cfgPath);
+  const labelsOf = async () => (await zk.getRegisteredLaunchers()).flatMap((l) => l.supported_labels);
+  assert.deepEqual(await labelsOf(), ['fake-label']);
+  writeFileSync(cfgPath, fakeConfig(env, { labels: [{ name: 'fake-label' }, { name: 'other' }] }));
+  await waitFor('labels re-registered', async () => (await labelsOf()).includes('other'));
+  writeFileSync(cfgPath, 'providers: [ this is : not yaml');
+  await new Promise((r) => setTimeout(r, 400));
+  assert.ok((await labelsOf()).includes('other'), 'previous config stays in force');
+  const ok = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['other'] }), '200'));
+  assert.equal(ok.state, 'fulfilled');
+  writeFileSync(cfgPath, fakeConfig(env, { providerName: 'fake-two' }));
+  await waitFor('old pool worker unregistered', async () =>
+    (await zk.getRegisteredLaunchers()).every((l) => l.provider_name === 'fake-two'));
+  assert.equal(launcher.poolWorkers.length, 1);
+});
+
+test('two launchers with different providers: a label only one offers is served by it', async () => {
+  const { env, zk } = await envWithZk();
+  const a = env.write('a.yaml', fakeConfig(env, { labels: [{ name: 'only-a' }, { name: 'shared' }], providerName: 'fake-a' }));
+  const b = env.write('b.yaml', fakeConfig(env, { labels: [{ name: 'only-b' }, { name: 'shared' }], providerName: 'fake-b' }));
+  await startLauncher(a, 'la');
+  await startLauncher(b, 'lb');
+  await waitFor('both registered', async () => (await zk.getRegisteredLaunchers()).length === 2);
+  const r1 = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['only-b'] }), '200'));
+  assert.equal(r1.state, 'fulfilled');
+  assert.equal((await zk.getNode(r1.nodes[0] ?? ''))?.provider, 'fake-b');
+  const r2 = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['shared'], provider: 'fake-a' }), '200'));
+  assert.equal((await zk.getNode(r2.nodes[0] ?? ''))?.provider, 'fake-a', 'preferred provider honoured');
+  const r3 = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['nowhere'] }), '200'));
+  assert.equal(r3.state, 'failed');
+  assert.equal(r3.declined_by.length, 2, 'failed only once every launcher declined');
+});
