@@ -34,23 +34,34 @@ export async function dropChroot(chroot: string): Promise<void> {
   }
 }
 
-/** Expire a session the standard way: attach a second client to it and close that one. */
+/**
+ * Expire a session the standard way: attach a second client to it and close that one. Our client
+ * may win the session back before the thief's close is sent, so retry until the session changed.
+ */
 export async function expireSession(zk: ZooKeeper): Promise<void> {
-  const { id, password } = zk.sessionCredentials();
-  const opts = { sessionTimeout: 10_000, sessionId: id, sessionPassword: password };
-  const thief = zookeeper.createClient(`${ZK_SERVER}`, opts);
-  await new Promise<void>((resolve) => {
-    thief.once('connected', () => resolve());
-    thief.connect();
-  });
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 2000);
-    thief.once('disconnected', () => {
-      clearTimeout(t);
-      resolve();
+  const gen = zk.sessionGeneration;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const { id, password } = zk.sessionCredentials();
+    const opts = { sessionTimeout: 10_000, sessionId: id, sessionPassword: password };
+    const thief = zookeeper.createClient(`${ZK_SERVER}`, opts);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 5000);
+      thief.once('connected', () => {
+        thief.once('disconnected', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        thief.close();
+      });
+      thief.connect();
     });
-    thief.close();
-  });
+    const deadline = Date.now() + 5000;
+    while (Date.now() < deadline) {
+      if (zk.sessionGeneration !== gen) return;
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+  throw new Error('could not expire the session');
 }
 
 export interface PyResult {

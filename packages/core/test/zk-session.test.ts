@@ -15,7 +15,7 @@ test('expiry: lost then connected on a new session; held locks marked lost; owne
     zk.on('state', (s: SessionState) => states.push(s));
     const info = { id: 'l-1', provider_name: 'p', supported_labels: ['a'] };
     await zk.registerLauncher(info);
-    zk.on('connected', () => void zk.registerLauncher(info));
+    zk.on('connected', () => void zk.registerLauncher(info).catch(() => undefined));
     const n = newNode({ state: 'ready' });
     await zk.storeNode(n);
     assert.ok(await zk.lockNode(n));
