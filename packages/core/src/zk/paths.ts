@@ -9,6 +9,9 @@ const NODES = `${ROOT}/nodes`;
 const LAUNCHERS = `${ROOT}/launchers`;
 const IMAGES = `${ROOT}/images`;
 const ELECTIONS = `${ROOT}/elections`;
+// nodepool-ts extensions: Nodepool and Zuul never read or write below these.
+const STATIC_HOSTS = `${ROOT}/static-hosts`;
+const STATIC_LOCKS = `${ROOT}/static-locks`;
 
 /** One path segment: an id or a name taken from config or from a znode listing. */
 function seg(kind: string, value: string): string {
@@ -65,6 +68,14 @@ export const paths = {
 
   electionsRoot: ELECTIONS,
   statsElection: `${ELECTIONS}/stats`,
+
+  /** (nodepool-ts) static hosts added at runtime: `/nodepool/static-hosts/<provider>/<host>` */
+  staticHostsRoot: STATIC_HOSTS,
+  staticHostsOf: (provider: string): string => `${STATIC_HOSTS}/${seg('provider', provider)}`,
+  staticHost: (provider: string, host: string): string =>
+    `${STATIC_HOSTS}/${seg('provider', provider)}/${seg('static host', host)}`,
+  /** (nodepool-ts) serialises static registrations of one provider across launchers */
+  staticLock: (provider: string): string => `${STATIC_LOCKS}/${seg('provider', provider)}`,
 
   /** A child of a path (lock contenders, recursive walks). */
   child: (parent: string, name: string): string => `${parent === '/' ? '' : parent}/${seg('znode name', name)}`,
