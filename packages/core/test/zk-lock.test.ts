@@ -159,3 +159,17 @@ test('deleteNode writes state deleted before removing the znode', async () => {
     assert.equal(await b.exists(paths.node(n.id ?? '')), false);
   });
 });
+
+test('acquireOrThrow / withLock: "Did not get lock on <path>" when taken', async () => {
+  await withTwo(async (a, b) => {
+    const la = a.imageBuildLock('img');
+    const result = await la.withLock(async () => {
+      await assert.rejects(b.imageBuildLock('img').acquireOrThrow({ blocking: false }), (e: unknown) =>
+        e instanceof LockError && e.code === 'ELOCK' && e.message === `Did not get lock on ${paths.imageBuildLock('img')}`);
+      return 42;
+    }, { blocking: false });
+    assert.equal(result, 42);
+    assert.equal(la.isAcquired, false);
+    await b.imageBuildLock('img').withLock(async () => undefined, { blocking: false });
+  });
+});

@@ -20,8 +20,10 @@ interface Entry<T> {
   mzxid: Buffer;
 }
 
+/** Events: 'change' (id, value | null) per visible change; 'synced' after each full (re)load. */
 export interface ZnodeCacheEvents<T> {
   change: [id: string, value: Readonly<T> | null];
+  synced: [];
 }
 
 export class ZnodeCache<T extends object> extends EventEmitter {
@@ -182,7 +184,10 @@ export class ZnodeCache<T extends object> extends EventEmitter {
     for (const id of [...this.entries.keys()]) if (!present.has(id)) this.remove(id, issued);
     const todo = full ? children : children.filter((id) => !this.entries.has(id) && !this.inflight.has(id));
     await Promise.all(todo.map((id) => this.fetch(id)));
-    if (full && gen === this.zk.sessionGeneration) this.syncedGen = gen;
+    if (full && gen === this.zk.sessionGeneration) {
+      this.syncedGen = gen;
+      this.emit('synced');
+    }
   }
 
   private fetch(id: string): Promise<void> {

@@ -96,6 +96,21 @@ export class Lock implements SessionBound {
     }
   }
 
+  /** Nodepool's lock helpers: acquire or throw LockError "Did not get lock on <path>". */
+  async acquireOrThrow(opts: AcquireOptions = {}): Promise<void> {
+    if (!(await this.acquire(opts))) throw new LockError(`Did not get lock on ${this.path}`, this.path);
+  }
+
+  /** Run fn while holding the lock (acquireOrThrow semantics), releasing it afterwards. */
+  async withLock<T>(fn: () => Promise<T>, opts: AcquireOptions = {}): Promise<T> {
+    await this.acquireOrThrow(opts);
+    try {
+      return await fn();
+    } finally {
+      await this.release();
+    }
+  }
+
   /** Delete our contender; a lock we do not hold is a no-op (kazoo returns False). */
   async release(): Promise<void> {
     if (!this.acquired) return;
