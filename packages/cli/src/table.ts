@@ -48,15 +48,31 @@ function charWidth(ch: string): number {
   return 1;
 }
 
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
 /** Width of a single line of text in terminal columns (see charWidth). */
 export function textWidth(text: string): number {
+  if (PRINTABLE_ASCII.test(text)) return text.length;
   let w = 0;
   for (const ch of text) w += charWidth(ch);
   return w;
 }
 
+/** A cell's text lines and its width (the widest line). */
+interface Block {
+  lines: string[];
+  width: number;
+}
+
+function block(text: string): Block {
+  if (!text.includes('\n')) return { lines: [text], width: textWidth(text) };
+  const lines = text.split('\n');
+  return { lines, width: Math.max(...lines.map(textWidth)) };
+}
+
 function pad(text: string, width: number): string {
-  return text + ' '.repeat(Math.max(0, width - textWidth(text)));
+  const missing = width - textWidth(text);
+  return missing > 0 ? text + ' '.repeat(missing) : text;
 }
 
 /**
@@ -65,20 +81,24 @@ function pad(text: string, width: number): string {
  */
 export function formatTable(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
   if (columns.length === 0) return '++\n||\n++\n++'; // what PrettyTable prints without fields
-  const header = columns.map((c) => c.split('\n'));
-  const body = rows.map((row) => columns.map((_, i) => cellText(row[i]).split('\n')));
-  const widths = columns.map((_, i) => {
-    let w = 0;
-    for (const line of header[i] ?? []) w = Math.max(w, textWidth(line));
-    for (const r of body) for (const line of r[i] ?? []) w = Math.max(w, textWidth(line));
-    return w;
-  });
+  const header = columns.map(block);
+  const body = rows.map((row) => columns.map((_, i) => block(cellText(row[i]))));
+  const widths = header.map((h) => h.width);
+  for (const r of body) {
+    for (let i = 0; i < widths.length; i++) {
+      const w = r[i]?.width ?? 0;
+      if (w > (widths[i] ?? 0)) widths[i] = w;
+    }
+  }
   const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
   const out: string[] = [rule];
-  const emit = (cells: string[][]) => {
-    const height = Math.max(1, ...cells.map((c) => c.length));
+  const emit = (cells: Block[]) => {
+    let height = 1;
+    for (const c of cells) if (c.lines.length > height) height = c.lines.length;
     for (let l = 0; l < height; l++) {
-      out.push('| ' + widths.map((w, i) => pad(cells[i]?.[l] ?? '', w)).join(' | ') + ' |');
+      let line = '|';
+      for (let i = 0; i < widths.length; i++) line += ' ' + pad(cells[i]?.lines[l] ?? '', widths[i] ?? 0) + ' |';
+      out.push(line);
     }
   };
   emit(header);

@@ -1,0 +1,192 @@
+// Image commands: dib-image-list, image-list, image-build, image-delete, dib-image-delete,
+// alien-image-list.
+import type { ZooKeeper } from '@nodepool-ts/core/zk';
+import type { ImageInfo } from '@nodepool-ts/core/provider';
+import { CliError } from '../errors.js';
+import type { CommandContext } from '../runtime.js';
+import { DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, dibImageList, imageAge, imageList } from '../status.js';
+import { formatObjects, formatTable } from '../table.js';
+import type { Cell } from '../table.js';
+import { startProviderManager } from './provider-manager.js';
+import { bool, notice, printJson, str } from './common.js';
+import type { Command } from './common.js';
+
+export const dibImageListCommand: Command = async (_args, ctx) => {
+  const rows = await dibImageList(await ctx.zookeeper());
+  if (ctx.json) {
+    printJson(ctx, rows);
+    return 0;
+  }
+  const now = ctx.now();
+  ctx.out(formatObjects(DIB_IMAGE_COLUMNS, rows.map((r) => ({ ...r, age: imageAge(r.age, now) }))));
+  return 0;
+};
+
+export const imageListCommand: Command = async (_args, ctx) => {
+  const rows = await imageList(await ctx.zookeeper());
+  if (ctx.json) {
+    printJson(ctx, rows);
+    return 0;
+  }
+  const now = ctx.now();
+  ctx.out(formatObjects(IMAGE_COLUMNS, rows.map((r) => ({ ...r, age: imageAge(r.age, now) }))));
+  return 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// image-build
+
+/** What `image-build --wait` hands to the waiter. */
+export interface ImageBuildWaitRequest {
+  image: string;
+  /** build ids that existed before the request, so the waiter can tell the new build apart */
+  knownBuildIds: string[];
+  /** float Unix seconds when the request was made */
+  requestedAt: number;
+}
+
+/**
+ * Hook for `image-build --wait` (owned by the builder side): a module
+ * `packages/cli/src/commands/image-build-wait.ts` exporting
+ * `waitForImageBuild: ImageBuildWaiter` that waits for the requested build to finish, prints
+ * what it wants and returns the exit status (0 = build ready).
+ */
+export type ImageBuildWaiter = (zk: ZooKeeper, req: ImageBuildWaitRequest, ctx: CommandContext) => Promise<number>;
+
+const WAITER_MODULE: string = './image-build-wait.js';
+
+async function loadWaiter(): Promise<ImageBuildWaiter> {
+  let mod: { waitForImageBuild?: unknown };
+  try {
+    mod = (await import(WAITER_MODULE)) as { waitForImageBuild?: unknown };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes('image-build-wait')) {
+      throw new CliError('EUNAVAILABLE', 'image-build --wait: not available in this build');
+    }
+    throw err;
+  }
+  if (typeof mod.waitForImageBuild !== 'function') {
+    throw new CliError('EUNAVAILABLE', 'image-build --wait: not available in this build');
+  }
+  return mod.waitForImageBuild as ImageBuildWaiter;
+}
+
+export const imageBuildCommand: Command = async (args, ctx) => {
+  const image = str(args, 'image');
+  const config = await ctx.loadConfig();
+  const diskimage = config.diskimages.get(image);
+  if (diskimage === undefined) {
+    // only disk-image-builder images can be built, not snapshots
+    throw new CliError('ENOTCONFIGURED', `Trying to build a non disk-image-builder image: ${image}`, 1, { image });
+  }
+  if (diskimage.pause) {
+    throw new CliError('EPAUSED', `Skipping build request for image ${image}; paused`, 1, { image });
+  }
+  const wait = bool(args, 'wait');
+  const waiter = wait ? await loadWaiter() : null; // fail before requesting anything
+  const zk = await ctx.zookeeper();
+  const knownBuildIds = waiter ? await zk.getBuildIds(image) : [];
+  const requestedAt = ctx.now();
+  await zk.submitBuildRequest(image);
+  if (waiter) return waiter(zk, { image, knownBuildIds, requestedAt }, ctx);
+  if (ctx.json) printJson(ctx, { image, requested: true });
+  return 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// image-delete, dib-image-delete
+
+export const imageDeleteCommand: Command = async (args, ctx) => {
+  const provider = str(args, 'provider');
+  const image = str(args, 'image');
+  const buildId = str(args, 'build_id');
+  const uploadId = str(args, 'upload_id');
+  const zk = await ctx.zookeeper();
+  const upload = await zk.getImageUpload(image, buildId, provider, uploadId);
+  if (upload === null) {
+    notice(ctx, 'Image upload not found');
+    return 0;
+  }
+  if (upload.state === 'uploading') {
+    notice(ctx, 'Cannot delete because image upload in progress');
+    return 0;
+  }
+  // Nodepool only marks the upload; the builder's cleanup deletes it from the cloud and ZK.
+  upload.state = 'deleting';
+  upload.state_time = ctx.now();
+  await zk.storeImageUpload(image, buildId, provider, upload, uploadId);
+  if (ctx.json) printJson(ctx, { image, build_id: buildId, provider, upload_id: uploadId, state: upload.state });
+  return 0;
+};
+
+export const dibImageDeleteCommand: Command = async (args, ctx) => {
+  const displayId = str(args, 'id');
+  // `<image>-<build>`: image names may contain '-', build ids never do
+  const cut = displayId.lastIndexOf('-');
+  const zk = await ctx.zookeeper();
+  const image = displayId.slice(0, Math.max(cut, 0));
+  const buildId = displayId.slice(cut + 1);
+  const build = cut > 0 && buildId !== '' ? await zk.getBuild(image, buildId) : null;
+  if (build === null) {
+    notice(ctx, `Build ${displayId} not found`);
+    return 0;
+  }
+  if (build.state === 'building') {
+    notice(ctx, 'Cannot delete a build in progress');
+    return 0;
+  }
+  build.state = 'deleting';
+  build.state_time = ctx.now();
+  await zk.storeBuild(image, build, buildId);
+  if (ctx.json) printJson(ctx, { id: displayId, image, build_id: buildId, state: build.state });
+  return 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// alien-image-list
+
+export const ALIEN_COLUMNS = ['Provider', 'Name', 'Image ID'] as const;
+
+/**
+ * Cloud images tagged by a Nodepool builder (`nodepool_build_id` metadata) whose id is not the
+ * external id of any READY upload in ZooKeeper. A provider whose images cannot be listed is
+ * logged and skipped, as Nodepool does.
+ */
+export const alienImageListCommand: Command = async (args, ctx) => {
+  const only = str(args, 'provider');
+  const config = await ctx.loadConfig();
+  const zk = await ctx.zookeeper();
+  const rows: { provider: string; name: string; id: string }[] = [];
+  for (const provider of config.providers.values()) {
+    if (only && provider.name !== only) continue;
+    let cloudImages: ImageInfo[] = [];
+    try {
+      if (provider.driver !== 'static') {
+        const manager = await startProviderManager(config, provider);
+        try {
+          cloudImages = (await manager.listImages()).filter((i) => 'nodepool_build_id' in i.metadata);
+        } finally {
+          await manager.stop();
+        }
+      }
+    } catch (err) {
+      ctx.log('WARNING', 'nodepool.cmd.nodepoolcmd',
+        `Exception listing alien images for ${provider.name}: ${(err as Error).message}`);
+    }
+    const known = new Set<string>();
+    const diskimages = provider.driver === 'static' ? [] : provider.diskimages;
+    for (const di of diskimages) {
+      for (const buildId of await zk.getBuildIds(di.name)) {
+        for (const upload of await zk.getImageUploads(di.name, buildId, provider.name, ['ready'])) {
+          if (upload.external_id !== null) known.add(upload.external_id);
+        }
+      }
+    }
+    for (const img of cloudImages) {
+      if (!known.has(img.id)) rows.push({ provider: provider.name, name: img.name, id: img.id });
+    }
+  }
+  if (ctx.json) printJson(ctx, rows);
+  else ctx.out(formatTable(ALIEN_COLUMNS, rows.map((r): Cell[] => [r.provider, r.name, r.id])));
+  return 0;
+};

@@ -1,0 +1,193 @@
+// `nodepool`: the operator's command line. Parses the arguments, loads the config, runs one
+// command and returns the exit status; the bin turns that into process.exitCode. Output and
+// messages follow Nodepool 3.x's CLI byte for byte where it has the command.
+import { readFile } from 'node:fs/promises';
+import { ConfigError } from '@nodepool-ts/core/config';
+import { configureLogging } from '@nodepool-ts/core/log';
+import { parse as parseYaml } from 'yaml';
+import { parseArgs, UsageError } from './args.js';
+import type { CommandName, ParsedArgs } from './args.js';
+import type { CliContext, CliLogLevel, CommandFn } from './context.js';
+import { CliError } from './errors.js';
+import { MAIN_HELP } from './help.js';
+import { Runtime } from './runtime.js';
+import type { CliIO } from './runtime.js';
+import type { Command } from './commands/common.js';
+import { configValidateCommand } from './commands/config.js';
+import {
+  alienImageListCommand, dibImageDeleteCommand, dibImageListCommand, imageBuildCommand,
+  imageDeleteCommand, imageListCommand,
+} from './commands/images.js';
+import { labelListCommand } from './commands/labels.js';
+import { deleteCommand, holdCommand, listCommand } from './commands/nodes.js';
+import { eraseCommand, infoCommand } from './commands/provider.js';
+import { requestListCommand } from './commands/requests.js';
+
+export type { CliIO } from './runtime.js';
+
+const COMMANDS: Readonly<Record<Exclude<CommandName, 'history' | 'stats'>, Command>> = {
+  'list': listCommand,
+  'image-list': imageListCommand,
+  'dib-image-list': dibImageListCommand,
+  'image-build': imageBuildCommand,
+  'alien-image-list': alienImageListCommand,
+  'delete': deleteCommand,
+  'image-delete': imageDeleteCommand,
+  'dib-image-delete': dibImageDeleteCommand,
+  'config-validate': configValidateCommand,
+  'request-list': requestListCommand,
+  'info': infoCommand,
+  'erase': eraseCommand,
+  'hold': holdCommand,
+  'label-list': labelListCommand,
+};
+
+/** Commands other engineers ship as separate modules, loaded on demand (see context.ts). */
+const PLUGGED: Readonly<Record<'history' | 'stats', { module: string; export: string }>> = {
+  history: { module: './commands/history.js', export: 'historyCommand' },
+  stats: { module: './commands/stats.js', export: 'statsCommand' },
+};
+
+let versionCache: string | null = null;
+/** the library log level main() last configured (tests call main() many times in one process) */
+let configuredLevel: 'debug' | 'warn' | null = null;
+
+/** Our package version (Nodepool prints its own, e.g. `3.5.1`, the same way: bare). */
+export async function cliVersion(): Promise<string> {
+  if (versionCache === null) {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version?: unknown };
+    versionCache = typeof pkg.version === 'string' ? pkg.version : 'unknown';
+  }
+  return versionCache;
+}
+
+async function loadPlugged(name: 'history' | 'stats'): Promise<CommandFn | null> {
+  const { module, export: exportName } = PLUGGED[name];
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(module)) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    // only "this module is missing", not a missing dependency inside it
+    if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(module.slice(2, -3))) return null;
+    throw err;
+  }
+  const fn = mod[exportName];
+  return typeof fn === 'function' ? (fn as CommandFn) : null;
+}
+
+const PY_LEVELS: Record<string, CliLogLevel> = {
+  DEBUG: 'DEBUG', INFO: 'INFO', WARNING: 'WARNING', WARN: 'WARNING', ERROR: 'ERROR', CRITICAL: 'ERROR',
+};
+
+/**
+ * `-l`: Nodepool hands the file to Python's logging (ini fileConfig or a YAML/JSON dictConfig).
+ * We honour the root logger's level from either form; handlers and formatters are Python-only.
+ */
+async function logConfigLevel(file: string): Promise<CliLogLevel> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    throw new CliError('ELOGCONFIG', `Unable to read logging config file at ${file}`, 1, { file });
+  }
+  const ini = /^\[logger_root\][^[]*?^\s*level\s*[=:]\s*(\w+)/im.exec(text);
+  let level: unknown = ini?.[1];
+  if (level === undefined) {
+    try {
+      const doc = parseYaml(text) as { root?: { level?: unknown } } | null;
+      level = doc?.root?.level;
+    } catch {
+      level = undefined;
+    }
+  }
+  return (typeof level === 'string' ? PY_LEVELS[level.toUpperCase()] : undefined) ?? 'INFO';
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+/** Print a failure the way an operator can act on it; returns the exit status. */
+function report(ctx: CliContext, err: unknown, debug: boolean): number {
+  if (err instanceof ConfigError) {
+    ctx.err(`nodepool: invalid configuration:\n${err.message}`);
+    return 1;
+  }
+  if (err instanceof CliError) {
+    ctx.err(`nodepool: ${err.message}`);
+    return err.exitCode;
+  }
+  ctx.err(`nodepool: ${describe(err)}`);
+  if (debug && err instanceof Error && err.stack) ctx.err(err.stack);
+  return 1;
+}
+
+export async function main(argv: string[], io: CliIO = {}): Promise<number> {
+  const stdout = io.stdout ?? ((t: string) => { process.stdout.write(t); });
+  const stderr = io.stderr ?? ((t: string) => { process.stderr.write(t); });
+  let parsed;
+  try {
+    parsed = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      stderr(err.render() + '\n');
+      return err.exitCode;
+    }
+    throw err;
+  }
+  if (parsed.kind === 'help') {
+    stdout(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === 'version') {
+    stdout(`${await cliVersion()}\n`);
+    return 0;
+  }
+  if (parsed.kind === 'no-command') {
+    // like Nodepool: help, then exit status 1
+    stdout(MAIN_HELP);
+    return 1;
+  }
+  const { globals, command } = parsed;
+  const early = new Runtime(
+    { configFile: globals.config, secureFile: globals.secure, json: globals.json, debug: globals.debug, logLevel: 'INFO' },
+    io,
+  );
+  let logLevel: CliLogLevel = 'INFO';
+  try {
+    if (globals.debug) logLevel = 'DEBUG';
+    else if (globals.logConfig !== null) logLevel = await logConfigLevel(globals.logConfig);
+  } catch (err) {
+    return report(early, err, globals.debug);
+  }
+  // Library logs (ZooKeeper session, drivers) stay quiet unless asked for, as Nodepool sets
+  // kazoo's logger to WARNING for the CLI.
+  const pinoLevel = logLevel === 'DEBUG' ? 'debug' : 'warn';
+  if (pinoLevel !== configuredLevel) {
+    configureLogging({ level: pinoLevel });
+    configuredLevel = pinoLevel;
+  }
+  const ctx = new Runtime(
+    { configFile: globals.config, secureFile: globals.secure, json: globals.json, debug: globals.debug, logLevel },
+    io,
+  );
+  try {
+    // every command but config-validate needs a valid config (and fails early without one)
+    if (command !== 'config-validate') await ctx.loadConfig();
+    if (command === 'history' || command === 'stats') {
+      const fn = await loadPlugged(command);
+      if (fn === null) {
+        ctx.err(`${command}: not available in this build`);
+        return 1;
+      }
+      return await fn(parsed.rest, ctx);
+    }
+    return await COMMANDS[command](parsed.args as ParsedArgs, ctx);
+  } catch (err) {
+    return report(ctx, err, globals.debug);
+  } finally {
+    await ctx.close();
+  }
+}
