@@ -53,6 +53,7 @@ export class Launcher implements LauncherContext {
   private imageCache = new Map<string, { at: number; ok: boolean }>();
   private launchCounts = new Map<string, number>();
   private reloading: Promise<void> | null = null;
+  private reloadAgain = false;
   private malformedTimer: NodeJS.Timeout | null = null;
   private malformedSeen = new Set<string>();
   private stopped = false;
@@ -116,20 +117,28 @@ export class Launcher implements LauncherContext {
 
   /** Re-read the config; a broken file keeps the previous config in force. */
   reload(): Promise<void> {
-    if (this.reloading) return this.reloading;
+    if (this.reloading) {
+      // The file changed again while we were reading it: read it once more afterwards.
+      this.reloadAgain = true;
+      return this.reloading;
+    }
     this.reloading = (async () => {
-      try {
-        const next = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
-        this.config = next;
-        await this.applyConfig(next);
-        this.log.info('Configuration reloaded');
-      } catch (err) {
-        this.log.error({ err: (err as Error).message },
-          `Configuration reload failed; keeping the previous configuration: ${(err as Error).message}`);
-      } finally {
-        this.reloading = null;
-      }
-    })();
+      do {
+        this.reloadAgain = false;
+        try {
+          const next = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
+          if (this.stopped) return;
+          this.config = next;
+          await this.applyConfig(next);
+          this.log.info('Configuration reloaded');
+        } catch (err) {
+          this.log.error({ err: (err as Error).message },
+            `Configuration reload failed; keeping the previous configuration: ${(err as Error).message}`);
+        }
+      } while (this.reloadAgain && !this.stopped);
+    })().finally(() => {
+      this.reloading = null;
+    });
     return this.reloading;
   }
 

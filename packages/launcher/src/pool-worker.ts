@@ -12,6 +12,8 @@ import { launchNode } from './node-launcher.js';
 import type { LauncherContext } from './context.js';
 
 const SAFETY_INTERVAL_MS = 10_000;
+/** requests handled at once by one pool worker (each waits mostly on ZooKeeper round trips) */
+const MAX_HANDLERS = 64;
 const WEDGE_GUARD_MS = 5_000;
 
 export class PoolWorker {
@@ -27,9 +29,11 @@ export class PoolWorker {
   private launches = new Set<Promise<unknown>>();
   private lastWedgeAvoidance = 0;
   private abort = new AbortController();
+  private starting = new Set<string>();
+  private planChain: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly ctx: LauncherContext,
+    readonly ctx: LauncherContext,
     public provider: Provider,
     public pool: Pool,
     public manager: AnyProviderManager,
@@ -159,31 +163,50 @@ export class PoolWorker {
       if (this.paused.state === 'paused') return;
       this.paused = null;
     }
-    const requests = this.ctx.requestCache.all().slice().sort(compareRequests);
+    const requests = this.ctx.requestCache.all().sort(compareRequests);
     for (const cached of requests) {
       if (this.stopped || this.paused) return;
       if (this.concurrencyReached()) return;
-      if (cached.id === null || this.handlers.has(cached.id)) continue;
+      if (this.starting.size + this.handlers.size >= MAX_HANDLERS) return;
+      if (cached.id === null || this.handlers.has(cached.id) || this.starting.has(cached.id)) continue;
       if (cached.state !== 'requested') continue;
       if (cached.declined_by.includes(this.id)) continue;
       if (this.yieldsToPreferredProvider(cached)) continue;
-      const req = cached;
-      if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) continue;
-      const fresh = await this.zk.getNodeRequest(req.id ?? '');
-      if (fresh === null || fresh.state !== 'requested' || fresh.declined_by.includes(this.id)) {
-        await this.zk.unlockNodeRequest(req).catch(() => undefined);
-        continue;
-      }
-      // Carry the lock over to the fresh copy we will write.
-      this.zk.transferRequestLock(req, fresh);
-      const handler = new NodeRequestHandler(this, fresh);
-      this.handlers.set(req.id ?? '', handler);
-      await handler.run();
-      if (handler.state === 'paused') {
-        this.paused = handler;
-        return;
-      }
+      const id = cached.id;
+      this.starting.add(id);
+      // Handlers run concurrently; the quota-critical part of each is serialised by `exclusive`.
+      void this.startHandler(cached).catch((err: unknown) => {
+        this.log.error({ request: id, err: (err as Error).message }, `Error starting handler for ${id}`);
+      }).finally(() => {
+        this.starting.delete(id);
+      });
     }
+  }
+
+  private async startHandler(cached: Readonly<NodeRequest>): Promise<void> {
+    const req = cached as NodeRequest;
+    if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) return;
+    const fresh = await this.zk.getNodeRequest(req.id ?? '');
+    if (this.stopped || fresh === null || fresh.state !== 'requested' || fresh.declined_by.includes(this.id)) {
+      await this.zk.unlockNodeRequest(req).catch(() => undefined);
+      return;
+    }
+    // Carry the lock over to the fresh copy we will write.
+    this.zk.transferRequestLock(req, fresh);
+    const handler = new NodeRequestHandler(this, fresh);
+    this.handlers.set(fresh.id ?? '', handler);
+    await handler.run();
+    if (handler.state === 'paused' && this.paused === null) this.paused = handler;
+  }
+
+  /**
+   * Run `fn` alone among this worker's handlers: planning reads quota and usage, and the nodes
+   * it creates or claims change both, so two plans must not interleave.
+   */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.planChain.then(fn, fn);
+    this.planChain = run.then(() => undefined, () => undefined);
+    return run;
   }
 
   /** A request naming another provider waits for that provider's launchers while any is online. */

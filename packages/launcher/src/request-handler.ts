@@ -54,20 +54,31 @@ export class NodeRequestHandler {
     }
     if (this.az === null) this.az = await w.chooseAz();
     for (let round = 0; round < 20; round++) {
-      const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
-      const plan = planRequest(input);
-      if (plan.kind === 'decline') {
-        await this.decline(plan.reason, true);
+      const outcome = await w.exclusive(async () => {
+        const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
+        const plan = planRequest(input);
+        if (plan.kind === 'decline') return { kind: 'decline', reason: plan.reason } as const;
+        const redo = await this.execute(plan.steps);
+        return {
+          kind: 'proceed',
+          redo,
+          waiting: plan.steps.some((s) => s.action === 'wait'),
+          launching: plan.steps.some((s) => s.action === 'launch'),
+        } as const;
+      });
+      if (outcome.kind === 'decline') {
+        await this.decline(outcome.reason, true);
         return;
       }
-      if (this.request.state !== 'pending') {
+      // `pending` tells other launchers (and lost-request cleanup) that work is under way; a
+      // request served at once from ready nodes goes straight to `fulfilled`.
+      if (this.request.state !== 'pending' && (outcome.waiting || outcome.launching || outcome.redo)) {
         this.request.state = 'pending';
         this.request.state_time = Date.now() / 1000;
         await w.storeRequest(this.request, 'accepted');
       }
-      const redo = await this.execute(plan.steps);
-      if (redo) continue;
-      if (plan.steps.some((s) => s.action === 'wait')) {
+      if (outcome.redo) continue;
+      if (outcome.waiting) {
         if (this.state !== 'paused') {
           this.log.info(`Pausing request handling to satisfy request ${this.id}`);
         }
@@ -147,7 +158,9 @@ export class NodeRequestHandler {
 
   private async finish(): Promise<void> {
     const w = this.worker;
-    const current = await w.zk.getNodeRequest(this.id);
+    // We hold the request lock: nobody but the requestor (deleting it) changes it meanwhile.
+    const current = w.ctx.requestCache.get(this.id) === undefined && (await w.zk.getNodeRequest(this.id)) === null
+      ? null : this.request;
     if (current === null) {
       this.log.info(`Node request ${this.id} disappeared`);
       await this.releaseNodes(true);
@@ -176,13 +189,12 @@ export class NodeRequestHandler {
       if (i < 0 || h === undefined || h.node.id === null) throw new Error(`no node held for label ${label}`);
       ids.push(h.node.id);
     }
-    await this.releaseNodes(false);
     current.nodes = ids;
     current.state = 'fulfilled';
     current.state_time = Date.now() / 1000;
-    this.request.nodes = ids;
-    this.request.state = 'fulfilled';
-    await w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`);
+    // Nodes keep allocated_to; Zuul locks them once it sees `fulfilled` (waiting on our lock if
+    // it is quicker than our unlock), so both writes go out together.
+    await Promise.all([this.releaseNodes(false), w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`)]);
     this.log.info(`Fulfilled node request ${this.id}`);
     await this.done();
   }

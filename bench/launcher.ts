@@ -1,0 +1,241 @@
+// Launcher benchmark: drives a real nodepool-launcher process through ZooKeeper exactly as Zuul
+// does (submit an ephemeral request, watch it, lock the nodes, delete the request, mark the nodes
+// in-use then used, unlock) and prints JSON figures:
+//   warm: requests served from the min-ready pool; cold: a node launched per request;
+//   latency p50/p95/p99 from request creation to `fulfilled` seen by the client;
+//   launcher RSS; `nodepool list` wall time at 1k and 10k nodes; launcher RSS with 10k nodes.
+//
+//   npm run bench                         (defaults)
+//   npm run bench -- --requests 2000 --concurrency 16
+// Uses $NODEPOOL_TEST_ZK if set, else starts a private ZooKeeper with scripts/zk.sh.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { newNode, newNodeRequest, nodeToData, requestFromData, type NodeRequest } from '@nodepool-ts/core/model';
+import { paths, ZooKeeper, mapLimit } from '@nodepool-ts/core/zk';
+import { configureLogging } from '@nodepool-ts/core/log';
+
+configureLogging({ level: 'silent' });
+const root = resolve(import.meta.dirname, '..');
+
+const { values: opts } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '1000' },
+    concurrency: { type: 'string', default: '8' },
+    'cold-requests': { type: 'string', default: '300' },
+    'list-sizes': { type: 'string', default: '1000,10000' },
+    'db': { type: 'string' },
+    'skip-list': { type: 'boolean', default: false },
+  },
+});
+const N = Number(opts.requests);
+const C = Number(opts.concurrency);
+const COLD = Number(opts['cold-requests']);
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round((sorted[Math.max(0, i)] ?? NaN) * 100) / 100;
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /VmRSS:\s+(\d+) kB/.exec(status);
+  return m ? Math.round(Number(m[1]) / 1024) : NaN;
+}
+
+const work = mkdtempSync(join(tmpdir(), 'np-bench-'));
+let zkAddr = process.env.NODEPOOL_TEST_ZK ?? '';
+let startedZk = false;
+if (!zkAddr) {
+  const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
+  zkAddr = r.stdout.trim();
+  startedZk = true;
+}
+const [zkHost = '127.0.0.1', zkPort = '2181'] = zkAddr.split(':');
+
+function config(chroot: string, minReady: number, extra = ''): string {
+  return `zookeeper-servers:
+  - host: ${zkHost}
+    port: ${zkPort}
+    chroot: ${chroot}
+labels:
+  - name: warm
+    min-ready: ${minReady}
+  - name: cold
+    min-ready: 0
+${extra}
+providers:
+  - name: fake-provider
+    driver: fake
+    rate: 0.00001
+    cloud-images:
+      - name: fake-image
+    pools:
+      - name: main
+        max-servers: 100000
+        labels:
+          - name: warm
+            cloud-image: fake-image
+            min-ram: 8192
+          - name: cold
+            cloud-image: fake-image
+            min-ram: 8192
+`;
+}
+
+function startLauncher(cfg: string): ChildProcess {
+  return spawn(process.execPath, [join(root, 'packages/launcher/bin/nodepool-launcher.js'), '-f', '-c', cfg,
+    '-p', join(work, `launcher-${randomBytes(3).toString('hex')}.pid`), '--no-webapp'],
+  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'error', NODEPOOL_STATE_DIR: join(work, 'state') } });
+}
+
+async function stopLauncher(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null) return;
+  p.kill('SIGINT');
+  await new Promise((r) => p.once('exit', r));
+}
+
+async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('timeout');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Resolve when the request reaches fulfilled/failed, using ZooKeeper data watches. */
+function watchRequest(zk: ZooKeeper, id: string): Promise<NodeRequest> {
+  return new Promise((resolvePromise, reject) => {
+    const check = (): void => {
+      zk.client.getData(paths.request(id), () => check(), (err, data) => {
+        if (err) return reject(err);
+        const r = requestFromData(id, data ?? null);
+        if (r && (r.state === 'fulfilled' || r.state === 'failed')) resolvePromise(r);
+      });
+    };
+    check();
+  });
+}
+
+/** One Zuul-like job: request, wait, lock, accept, use, return. Returns ms to fulfilment. */
+async function job(zk: ZooKeeper, label: string): Promise<number> {
+  const t0 = performance.now();
+  const req = newNodeRequest({ node_types: [label], requestor: 'bench-zuul' });
+  const id = await zk.submitNodeRequest(req, '200');
+  const done = await watchRequest(zk, id);
+  const latency = performance.now() - t0;
+  if (done.state !== 'fulfilled') throw new Error(`request ${id} ${done.state}`);
+  const nodes = [];
+  for (const nid of done.nodes) {
+    const n = await zk.getNode(nid);
+    if (!n || n.allocated_to !== id) throw new Error(`node ${nid} not allocated to ${id}`);
+    await zk.lockNode(n, { blocking: true, timeoutMs: 30_000 });
+    nodes.push(n);
+  }
+  await zk.deleteNodeRequest(id);
+  for (const n of nodes) {
+    n.state = 'in-use';
+    await zk.storeNode(n);
+    n.state = 'used';
+    await zk.storeNode(n);
+    await zk.unlockNode(n);
+  }
+  return latency;
+}
+
+async function drive(zk: ZooKeeper, label: string, total: number, concurrency: number) {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < total) {
+      next++;
+      lat.push(await job(zk, label));
+    }
+  }));
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { requests: total, concurrency, seconds: Math.round(secs * 100) / 100,
+    requests_per_s: Math.round((total / secs) * 10) / 10,
+    latency_ms: { p50: pct(lat, 50), p95: pct(lat, 95), p99: pct(lat, 99), max: pct(lat, 100) } };
+}
+
+async function connect(chroot: string): Promise<ZooKeeper> {
+  const zk = new ZooKeeper({ servers: [{ host: zkHost, port: Number(zkPort), chroot }], connectTimeoutMs: 10_000 });
+  await zk.connect();
+  return zk;
+}
+
+async function seedNodes(zk: ZooKeeper, count: number): Promise<void> {
+  await zk.mkdirp(paths.nodesRoot);
+  await mapLimit(Array.from({ length: count }, (_, i) => i), 64, async (i) => {
+    const n = newNode({
+      state: 'ready', provider: 'bench-elsewhere', pool: 'main', type: ['warm'], external_id: randomBytes(16).toString('hex'),
+      public_ipv4: `198.18.${(i >> 8) & 255}.${i & 255}`, hostname: `warm-bench-${i}`, launcher: 'bench',
+    });
+    await zk.create(paths.nodePrefix, nodeToData(n), 'persistent_sequential');
+  });
+}
+
+const result: Record<string, unknown> = { machine: { cores: (await import('node:os')).cpus().length, node: process.version } };
+try {
+  // ---- warm and cold ----
+  {
+    const chroot = `/bench-${randomBytes(4).toString('hex')}`;
+    const cfg = join(work, 'bench.yaml');
+    writeFileSync(cfg, config(chroot, C * 4));
+    const zk = await connect(chroot);
+    const launcher = startLauncher(cfg);
+    await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready').length >= C * 4, 60_000);
+    await drive(zk, 'warm', Math.min(100, N), C); // warm-up
+    await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
+    result.warm = await drive(zk, 'warm', N, C);
+    result.launcher_rss_mb_after_warm = rssMb(launcher.pid ?? 0);
+    result.cold = await drive(zk, 'cold', COLD, C);
+    result.launcher_rss_mb_after_cold = rssMb(launcher.pid ?? 0);
+    await stopLauncher(launcher);
+    await zk.deleteRecursive('/nodepool').catch(() => undefined);
+    await zk.close();
+  }
+  // ---- nodepool list and launcher RSS at scale ----
+  if (!opts['skip-list']) {
+    const sizes = (opts['list-sizes'] ?? '').split(',').map(Number).filter((n) => n > 0);
+    const list: Record<string, unknown> = {};
+    for (const size of sizes) {
+      const chroot = `/bench-list-${randomBytes(4).toString('hex')}`;
+      const cfg = join(work, `list-${size}.yaml`);
+      writeFileSync(cfg, config(chroot, 0));
+      const zk = await connect(chroot);
+      await seedNodes(zk, size);
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        const r = spawnSync(process.execPath, [join(root, 'packages/cli/bin/nodepool.js'), '-c', cfg, 'list'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+        times.push(performance.now() - t0);
+        if (r.status !== 0) throw new Error(`nodepool list failed: ${r.stderr}`);
+        const rows = r.stdout.split('\n').filter((l) => l.startsWith('| 0')).length;
+        if (rows !== size) throw new Error(`nodepool list printed ${rows} rows, expected ${size}`);
+      }
+      times.sort((a, b) => a - b);
+      const entry: Record<string, number> = { list_wall_ms_median: Math.round(times[1] ?? NaN) };
+      const launcher = startLauncher(cfg);
+      await new Promise((r) => setTimeout(r, 4000));
+      entry.launcher_rss_mb = rssMb(launcher.pid ?? 0);
+      await stopLauncher(launcher);
+      list[String(size)] = entry;
+      await zk.deleteRecursive('/nodepool').catch(() => undefined);
+      await zk.close();
+    }
+    result.list = list;
+  }
+} finally {
+  if (startedZk) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
+  rmSync(work, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result, null, 2));
+process.exit(0);
