@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh "${1:-all}"
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A fresh clone gets exactly the locked tree; an existing checkout keeps its node_modules
+# (run `npm ci` yourself after pulling dependency changes).
+if [ ! -f node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
 npx tsc -b

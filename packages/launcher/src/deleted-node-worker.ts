@@ -2,6 +2,7 @@
 // whose request vanished. Runs on node-cache changes (debounced) and every 5 s as Nodepool does.
 import type { Node } from '@nodepool-ts/core/model';
 import { NotFoundError } from '@nodepool-ts/core/provider';
+import { paths } from '@nodepool-ts/core/zk';
 import type { Launcher } from './launcher.js';
 
 const DELETE_INTERVAL_MS = 5_000;
@@ -11,6 +12,7 @@ export const REAPABLE = new Set(['used', 'in-use', 'building', 'failed', 'deleti
 export class DeletedNodeWorker {
   private timer: NodeJS.Timeout | null = null;
   private inProgress = new Map<string, Promise<void>>();
+  private watchedLocks = new Set<string>();
   private running = false;
   private again = false;
   private stopped = false;
@@ -96,10 +98,25 @@ export class DeletedNodeWorker {
     }
   }
 
+  /**
+   * A reapable node still locked (Zuul marks `used`, then unlocks): watch its lock dir so the
+   * release wakes us at once instead of on the next 5 s pass.
+   */
+  private async lockedByOther(id: string): Promise<boolean> {
+    if (this.watchedLocks.has(id)) return true;
+    const children = await this.launcher.zk.listChildren(paths.nodeLock(id), () => {
+      this.watchedLocks.delete(id);
+      this.trigger();
+    }).catch(() => null);
+    if (children === null || children.length === 0) return false;
+    this.watchedLocks.add(id);
+    return true;
+  }
+
   private async tryDelete(node: Node): Promise<void> {
     const l = this.launcher;
     if (node.id === null) return;
-    if (await l.zk.nodeLockHasContenders(node.id)) return;
+    if (await this.lockedByOther(node.id)) return;
     if (!(await l.zk.lockNode(node, { blocking: false }))) return;
     const id = node.id;
     const p = this.deleteLocked(node).catch((err: unknown) => {
