@@ -30,6 +30,10 @@ export interface FixtureOptions {
   extraYaml?: string;
   /** replace the zookeeper-servers block (e.g. an unreachable server) */
   zookeeperYaml?: string;
+  /** give the fake provider a state file (shared by every process using the config) */
+  fakeStateFile?: boolean;
+  /** YAML lines (indented 6) for the fake provider's `faults:` */
+  fakeFaults?: string;
 }
 
 export function baseConfigYaml(chroot: string, opts: FixtureOptions = {}): string {
@@ -55,7 +59,7 @@ diskimages:
 providers:
   - name: fake-provider
     driver: fake
-    diskimages:
+${opts.fakeStateFile ? '    state-file: fake-cloud.json\n' : ''}${opts.fakeFaults ? `    faults:\n${opts.fakeFaults}` : ''}    diskimages:
       - name: fake-dib-image
     pools:
       - name: main
