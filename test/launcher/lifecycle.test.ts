@@ -67,6 +67,10 @@ test('a kazoo client acting as Zuul gets its nodes end to end; used nodes are de
   await waitFor('used nodes deleted', async () => {
     const nodes = await zk.getNodes();
     return nodes.every((n) => n.state === 'ready') && nodes.length >= 1;
+  }).catch(async (err: Error) => {
+    const nodes = await zk.getNodes();
+    const states = await Promise.all(nodes.map(async (n) => `${n.id}:${n.state}:${n.allocated_to}:${await zk.isNodeLocked(n.id ?? '') ? 'locked' : 'unlocked'}`));
+    throw new Error(`${err.message}; nodes: ${states.join(' ')}`);
   });
 });
 
