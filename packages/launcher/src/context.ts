@@ -1,6 +1,6 @@
 // What a PoolWorker needs from the Launcher that owns it: shared caches, quota, recording and
 // driver hooks. An interface so workers can be tested against a small fake of the launcher.
-import type { Pool, Provider } from '@nodepool-ts/core/config';
+import type { Config, Pool, Provider } from '@nodepool-ts/core/config';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { LauncherInfo, Node, NodeRequest } from '@nodepool-ts/core/model';
 import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
@@ -21,6 +21,8 @@ export interface LauncherContext {
   readonly hostname: string;
   readonly nodeCache: NodeCache;
   readonly requestCache: RequestCache;
+  /** the config in force (labels' ready-scripts, private-key) */
+  readonly config: Config;
   logger(name: string): Logger;
   /** union of labels of every provider in this launcher's config (Nodepool registers that) */
   supportedLabels(): string[];

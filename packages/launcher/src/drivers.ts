@@ -6,6 +6,7 @@ import type { NodeCache, ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Node } from '@nodepool-ts/core/model';
 import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
+import { createStaticProvider } from '@nodepool-ts/driver-static';
 
 /** Optional hooks a driver may offer the launcher beyond the cloud interface. */
 export interface LauncherHooks {
@@ -41,6 +42,8 @@ export interface DriverContext {
   stateDir: string;
   /** the whole config the provider came from (labels, private-key, ...) */
   config: Config;
+  /** the config in force now: a manager outlives reloads that leave its provider unchanged */
+  currentConfig?: () => Config;
   zk: ZooKeeper;
   nodeCache: NodeCache;
   logger(name: string): Logger;
@@ -64,6 +67,8 @@ export function createProviderManager(provider: Provider, _ctx: DriverContext): 
       const mgr = createFakeProvider(provider) as ProviderManager & Partial<LauncherHooks>;
       return Object.assign(mgr, { config: provider }) as CloudManager;
     }
+    case 'static':
+      return createStaticProvider(provider, _ctx);
     default:
       throw new UnsupportedDriverError(provider.name, provider.driver);
   }

@@ -10,6 +10,7 @@ import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provide
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Logger } from '@nodepool-ts/core/log';
 import { formatHostname } from './format.js';
+import { describeScriptResult, outputExcerpt, type ReadyScriptResult } from '@nodepool-ts/driver-static';
 
 export type LaunchResult =
   | 'ready'
@@ -19,7 +20,8 @@ export type LaunchResult =
   | 'error.nodepool'
   | 'error.status'
   | 'error.network'
-  | 'error.keyscan';
+  | 'error.keyscan'
+  | 'error.readyscript';
 
 export class LaunchError extends Error {
   readonly code = 'ELAUNCH';
@@ -43,6 +45,8 @@ export interface LaunchContext {
   onStore?: (node: Node, reason: string) => void;
   /** scan host keys of a booted server (real SSH for clouds; the fake driver answers itself) */
   keyscan?: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<string[]>;
+  /** the label's ready-script (seed era): the node becomes READY only if it exits 0 */
+  readyScript?: (node: Node, label: string, signal: AbortSignal) => Promise<ReadyScriptResult>;
   onAttempt?: (attempt: { attempt: number; startedAt: number; endedAt: number; result: LaunchResult; error: string | null }) => void;
 }
 
@@ -167,6 +171,16 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
       throw new LaunchError('error.keyscan', `Unable to gather host keys of ${server.id}`);
     }
     node.host_keys = keys;
+  }
+
+  if (ctx.readyScript) {
+    const rs = await ctx.readyScript(node, label.name, ctx.signal);
+    if (rs.script !== null && !rs.ok) {
+      const output = rs.output !== '' ? `; output:\n${outputExcerpt(rs)}` : '';
+      throw new LaunchError('error.readyscript',
+        `ready-script ${rs.script} failed on node ${node.id ?? ''}: ${describeScriptResult(rs)}${output}`);
+    }
+    if (rs.script !== null) ctx.log.info({ node: node.id }, `ready-script ${rs.script} passed on node ${node.id ?? ''}`);
   }
 }
 

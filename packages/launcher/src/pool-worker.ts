@@ -9,6 +9,7 @@ import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { compareRequests, ZERO, addResources, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
+import { runReadyScript } from '@nodepool-ts/driver-static';
 import type { LauncherContext } from './context.js';
 
 const SAFETY_INTERVAL_MS = 10_000;
@@ -20,7 +21,9 @@ export class PoolWorker {
   readonly id: string;
   readonly log: Logger;
   private handlers = new Map<string, NodeRequestHandler>();
-  private paused: NodeRequestHandler | null = null;
+  /** handlers waiting for capacity, oldest first; while any waits, no new request is taken */
+  private paused: NodeRequestHandler[] = [];
+  private resumeTimer: NodeJS.Timeout | null = null;
   private running = false;
   private rerun = false;
   private scheduled = false;
@@ -92,6 +95,7 @@ export class PoolWorker {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.resumeTimer) clearTimeout(this.resumeTimer);
     this.abort.abort();
     while (this.running) await new Promise((r) => setTimeout(r, 10));
     await Promise.allSettled([...this.launches]);
@@ -116,7 +120,7 @@ export class PoolWorker {
   describe(): Record<string, unknown> {
     return {
       id: this.id,
-      paused: this.paused?.id ?? null,
+      paused: this.paused.map((h) => h.id),
       handlers: [...this.handlers.values()].map((h) => ({ request: h.id, state: h.state })),
       launches: this.launches.size,
     };
@@ -158,14 +162,21 @@ export class PoolWorker {
 
   private async assignHandlers(): Promise<void> {
     if (this.provider.maxConcurrency === 0) return;
-    if (this.paused) {
-      await this.paused.run();
-      if (this.paused.state === 'paused') return;
-      this.paused = null;
+    if (this.paused.length > 0) {
+      const now = Date.now();
+      for (const h of [...this.paused]) {
+        if (h.retryAt > now) {
+          this.scheduleResume(h.retryAt - now);
+          continue;
+        }
+        await h.run();
+        if (h.state !== 'paused') this.paused = this.paused.filter((p) => p !== h);
+      }
+      if (this.paused.length > 0) return;
     }
     const requests = this.ctx.requestCache.all().sort(compareRequests);
     for (const cached of requests) {
-      if (this.stopped || this.paused) return;
+      if (this.stopped || this.paused.length > 0) return;
       if (this.concurrencyReached()) return;
       if (this.starting.size + this.handlers.size >= MAX_HANDLERS) return;
       if (cached.id === null || this.handlers.has(cached.id) || this.starting.has(cached.id)) continue;
@@ -196,7 +207,21 @@ export class PoolWorker {
     const handler = new NodeRequestHandler(this, fresh);
     this.handlers.set(fresh.id ?? '', handler);
     await handler.run();
-    if (handler.state === 'paused' && this.paused === null) this.paused = handler;
+  }
+
+  /** A handler could not be satisfied now; it is re-run when nodes change (or after retryAt). */
+  handlerPaused(h: NodeRequestHandler): void {
+    if (!this.paused.includes(h)) this.paused.push(h);
+    if (h.retryAt > Date.now()) this.scheduleResume(h.retryAt - Date.now());
+  }
+
+  private scheduleResume(ms: number): void {
+    if (this.resumeTimer || this.stopped) return;
+    this.resumeTimer = setTimeout(() => {
+      this.resumeTimer = null;
+      this.schedule();
+    }, ms);
+    this.resumeTimer.unref();
   }
 
   /**
@@ -219,7 +244,7 @@ export class PoolWorker {
 
   handlerDone(h: NodeRequestHandler): void {
     this.handlers.delete(h.id);
-    if (this.paused === h) this.paused = null;
+    this.paused = this.paused.filter((p) => p !== h);
     this.schedule();
   }
 
@@ -350,6 +375,7 @@ export class PoolWorker {
       signal: this.abort.signal,
       onStore: (n, reason) => this.ctx.recordNode(n, this.id, reason),
       keyscan: this.ctx.keyscan,
+      readyScript: (n, l, signal) => runReadyScript(n, l, this.ctx.config, { signal }),
       onAttempt: (a) => this.ctx.recordLaunchAttempt(node, this.id, a),
     }, node).then(async (state) => {
       this.ctx.launchFinished(this, node, state, Date.now() - p0);

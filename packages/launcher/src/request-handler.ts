@@ -22,6 +22,9 @@ export class NodeRequestHandler {
   private finishing = false;
   private az: string | null = null;
   readonly startedAt = Date.now();
+  /** after a cloud "quota exceeded", wait before launching again (backoff, ms epoch) */
+  retryAt = 0;
+  private aborts = 0;
 
   constructor(private readonly worker: PoolWorker, readonly request: NodeRequest) {}
 
@@ -82,7 +85,7 @@ export class NodeRequestHandler {
         if (this.state !== 'paused') {
           this.log.info(`Pausing request handling to satisfy request ${this.id}`);
         }
-        this.state = 'paused';
+        this.pause();
         await w.avoidWedge();
         return;
       }
@@ -90,7 +93,12 @@ export class NodeRequestHandler {
       await this.maybeFinish();
       return;
     }
+    this.pause();
+  }
+
+  private pause(): void {
     this.state = 'paused';
+    this.worker.handlerPaused(this);
   }
 
   /** Returns true when a reuse candidate slipped away and the plan must be recomputed. */
@@ -176,7 +184,9 @@ export class NodeRequestHandler {
     if (aborted.length > 0) {
       for (const h of aborted) await w.zk.unlockNode(h.node).catch(() => undefined);
       this.held = this.held.filter((h) => h.node.state !== 'aborted');
-      this.state = 'paused';
+      this.aborts++;
+      this.retryAt = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(this.aborts - 1, 6));
+      this.pause();
       this.log.info(`Pausing request ${this.id}: ${aborted.length} node launch(es) aborted by cloud quota`);
       return;
     }

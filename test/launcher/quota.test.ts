@@ -1,0 +1,153 @@
+// Quota, capacity and cloud-fault scenarios of §9.1 on the fake provider, real ZooKeeper.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { newNode, newNodeRequest, type Node, type NodeRequest } from '@nodepool-ts/core/model';
+import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
+import { Launcher } from '@nodepool-ts/launcher';
+import type { FakeProviderManager } from '@nodepool-ts/driver-fake';
+import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+async function setup(yaml: (env: TestEnv) => string): Promise<{ zk: ZooKeeper; launcher: Launcher; cloud: FakeProviderManager }> {
+  const env = testEnv();
+  const zk = await connectZk(env);
+  const launcher = new Launcher({ configFile: env.write('nodepool.yaml', yaml(env)), hostname: 'test', watchIntervalMs: 0 });
+  await launcher.start();
+  cleanups.push(async () => {
+    await launcher.stop();
+    await zk.close();
+    env.cleanup();
+  });
+  return { zk, launcher, cloud: launcher.manager('fake-provider') as unknown as FakeProviderManager };
+}
+
+const submit = (zk: ZooKeeper, types: string[], extra: Partial<NodeRequest> = {}, prio = '200') =>
+  zk.submitNodeRequest(newNodeRequest({ node_types: types, requestor: 'quota-test', ...extra }), prio);
+
+const waitDone = (zk: ZooKeeper, id: string) => waitFor(`request ${id} done`, async () => {
+  const r = await zk.getNodeRequest(id);
+  return r && (r.state === 'fulfilled' || r.state === 'failed') ? r : null;
+});
+
+async function release(zk: ZooKeeper, req: NodeRequest): Promise<void> {
+  for (const id of req.nodes) {
+    const n = await zk.getNode(id);
+    if (!n) continue;
+    await zk.lockNode(n, { blocking: true, timeoutMs: 5000 });
+    n.state = 'used';
+    await zk.storeNode(n);
+    await zk.unlockNode(n);
+  }
+  await zk.deleteNodeRequest(req.id ?? '');
+}
+
+test('cloud instance quota pauses a request until a node is freed', async () => {
+  const { zk } = await setup((env) => fakeConfig(env, { providerExtra: '    quota:\n      instances: 1\n' }));
+  const first = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(first.state, 'fulfilled');
+  const second = await submit(zk, ['fake-label']);
+  await waitFor('second pending', async () => (await zk.getNodeRequest(second))?.state === 'pending');
+  await release(zk, first);
+  assert.equal((await waitDone(zk, second)).state, 'fulfilled');
+});
+
+test('pool max-cores: a request larger than the pool can ever hold is declined', async () => {
+  const { zk } = await setup((env) => fakeConfig(env, { poolExtra: '        max-cores: 6\n' }));
+  const req = await waitDone(zk, await submit(zk, ['fake-label', 'fake-label']));
+  assert.equal(req.state, 'failed');
+});
+
+test('a disabled pool (max-servers 0) declines, so the request fails', async () => {
+  const { zk } = await setup((env) => fakeConfig(env).replace('max-servers: 96', 'max-servers: 0'));
+  assert.equal((await waitDone(zk, await submit(zk, ['fake-label']))).state, 'failed');
+});
+
+test('unexpected cloud "quota exceeded" aborts the node; the request is served once quota returns', async () => {
+  const { zk, cloud } = await setup((env) => fakeConfig(env));
+  cloud.setFaults({ quotaExceeded: true });
+  const id = await submit(zk, ['fake-label']);
+  await waitFor('an aborted node', async () => (await zk.getNodes()).some((n) => n.state === 'aborted') || null);
+  assert.equal((await zk.getNodeRequest(id))?.state, 'pending');
+  cloud.setFaults({ quotaExceeded: false });
+  const req = await waitDone(zk, id);
+  assert.equal(req.state, 'fulfilled');
+  await waitFor('aborted node reaped', async () => (await zk.getNodes()).every((n) => n.state !== 'aborted'));
+  assert.equal((await cloud.listServers()).filter((s) => s.status !== 'DELETED').length, 1, 'only one server');
+});
+
+test('servers that go to ERROR are retried; leftovers are deleted', async () => {
+  const { zk, cloud } = await setup((env) => fakeConfig(env, { providerExtra: '    launch-retries: 3\n' }));
+  cloud.setFaults({ errorRate: 1 });
+  const id = await submit(zk, ['fake-label']);
+  const req = await waitDone(zk, id);
+  assert.equal(req.state, 'failed');
+  await waitFor('every ERROR server deleted', async () =>
+    (await cloud.listServers()).filter((s) => s.status !== 'DELETED').length === 0 && (await zk.getNodes()).length === 0);
+  cloud.setFaults({ errorRate: 0 });
+  assert.equal((await waitDone(zk, await submit(zk, ['fake-label']))).state, 'fulfilled');
+});
+
+test('a failing server delete keeps the node in deleting and is retried', async () => {
+  const { zk, cloud, launcher } = await setup((env) => fakeConfig(env));
+  const req = await waitDone(zk, await submit(zk, ['fake-label']));
+  cloud.setFaults({ deleteFailureRate: 1 });
+  await release(zk, req);
+  const nodeId = req.nodes[0] ?? '';
+  await waitFor('node deleting', async () => (await zk.getNode(nodeId))?.state === 'deleting');
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await zk.getNode(nodeId))?.state, 'deleting', 'record kept while the cloud refuses');
+  cloud.setFaults({ deleteFailureRate: 0 });
+  void launcher;
+  await waitFor('node removed after retry', async () => (await zk.getNode(nodeId)) === null, 20_000);
+});
+
+test('min-ready at capacity is declined; a wedged pool deletes its oldest unused node', async () => {
+  const { zk } = await setup((env) => fakeConfig(env, {
+    labels: [{ name: 'fake-label', minReady: 2 }, { name: 'other' }],
+  }).replace('max-servers: 96', 'max-servers: 2'));
+  const freeReady = async (label: string) => (await zk.getNodes())
+    .filter((n) => n.state === 'ready' && n.allocated_to === null && n.type.includes(label));
+  await waitFor('pool full of min-ready nodes', async () => (await freeReady('fake-label')).length === 2);
+  const req = await waitDone(zk, await submit(zk, ['other']));
+  assert.equal(req.state, 'fulfilled', 'an unused ready node was deleted to make room');
+  assert.deepEqual((await zk.getNode(req.nodes[0] ?? ''))?.type, ['other']);
+});
+
+test('lower relative_priority is served first within a priority', async () => {
+  const { zk, launcher } = await setup((env) => fakeConfig(env).replace('max-servers: 96', 'max-servers: 1'));
+  const blocker = await waitDone(zk, await submit(zk, ['fake-label']));
+  const late = await submit(zk, ['fake-label'], { relative_priority: 5 });
+  await waitFor('paused on the first', async () => (await zk.getNodeRequest(late))?.state === 'pending');
+  const early = await submit(zk, ['fake-label'], { relative_priority: 0 });
+  void launcher;
+  await release(zk, blocker);
+  const first = await waitDone(zk, late);
+  assert.equal(first.state, 'fulfilled', 'the paused request keeps its place');
+  await release(zk, first);
+  assert.equal((await waitDone(zk, early)).state, 'fulfilled');
+});
+
+test('max-concurrency 0 handles nothing; pool node-attributes land on nodes', async () => {
+  const { zk } = await setup((env) => fakeConfig(env, {
+    providerExtra: '    max-concurrency: 0\n',
+  }));
+  const id = await submit(zk, ['fake-label']);
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal((await zk.getNodeRequest(id))?.state, 'requested');
+  const env2 = await setup((env) => fakeConfig(env, { poolExtra: '        node-attributes:\n          executor-zone: vpn\n' }));
+  const req = await waitDone(env2.zk, await submit(env2.zk, ['fake-label']));
+  assert.deepEqual((await env2.zk.getNode(req.nodes[0] ?? ''))?.attributes, { 'executor-zone': 'vpn' });
+});
+
+test('an empty node znode is removed by cleanup', async () => {
+  const { zk, launcher } = await setup((env) => fakeConfig(env));
+  const n: Node = newNode({ state: 'ready', provider: 'fake-provider', pool: 'main', type: ['fake-label'] });
+  await zk.storeNode(n);
+  await zk.setData(paths.node(n.id ?? ''), Buffer.alloc(0));
+  await launcher.runCleanup();
+  await waitFor('empty znode gone', async () => !(await zk.exists(paths.node(n.id ?? ''))));
+});
