@@ -118,12 +118,14 @@ export interface NodeListOptions {
   now: number;
   /** only nodes of this provider */
   provider?: string | null;
+  /** reads in flight (default READ_CONCURRENCY) */
+  concurrency?: number;
 }
 
 /** Rows for `nodepool list`, in ZooKeeper's children order; vanished or empty znodes skipped. */
 export async function nodeList(zk: ZooKeeper, opts: NodeListOptions): Promise<NodeRow[]> {
   const ids = opts.nodeId ? [opts.nodeId] : await nodeIdsUnsorted(zk);
-  const rows = await mapLimit(ids, READ_CONCURRENCY, async (id) => {
+  const rows = await mapLimit(ids, opts.concurrency ?? READ_CONCURRENCY, async (id) => {
     const got = await zk.getDataStat(paths.node(id));
     if (got === null) return null;
     const node = nodeFromData(id, got.data);
