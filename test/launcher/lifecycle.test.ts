@@ -215,3 +215,12 @@ test('two launchers with different providers: a label only one offers is served 
   assert.equal(r3.state, 'failed');
   assert.equal(r3.declined_by.length, 2, 'failed only once every launcher declined');
 });
+
+test('cron: cleanup and check schedules replace the default cleanup interval', async () => {
+  const { env } = await envWithZk();
+  const cfg = env.write('nodepool.yaml', fakeConfig(env, { top: "cron:\n  cleanup: '*/5 * * * *'\n  check: '*/15 * * * *'\n" }));
+  const launcher = await startLauncher(cfg);
+  assert.deepEqual(launcher.describe().schedules, { cleanup: '*/5 * * * *', check: '*/15 * * * *', cronTasks: 2 });
+  const plain = await startLauncher(env.write('plain.yaml', fakeConfig(env)), 'plain');
+  assert.deepEqual(plain.describe().schedules, { cleanup: 'every 60s', check: null, cronTasks: 0 });
+});

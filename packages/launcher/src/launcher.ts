@@ -471,6 +471,11 @@ export class Launcher implements LauncherContext {
       requests: this.requestCache?.all().length ?? 0,
       session: this.zk?.state ?? 'none',
       launches: Object.fromEntries(this.launchCounts),
+      schedules: {
+        cleanup: this.config?.cron.cleanup ?? `every ${(this.options.cleanupIntervalMs ?? CLEANUP_INTERVAL_MS) / 1000}s`,
+        check: this.config?.cron.check ?? null,
+        cronTasks: this.cronTasks.length,
+      },
     };
   }
 
