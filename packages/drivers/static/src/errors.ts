@@ -1,0 +1,33 @@
+// Errors of the static driver: a code an operator (or the CLI/web API) can act on, and the host
+// or script they concern.
+
+export type StaticErrorCode =
+  | 'EDNS' // the host name does not resolve
+  | 'ECONNECT' // TCP connect refused / unreachable / timed out
+  | 'EKEYSCAN' // the SSH handshake failed or timed out (no host key obtained)
+  | 'EHOSTKEY' // the host's keys do not include every configured host-key
+  | 'EABORTED' // the operation was cancelled (provider stopping)
+  | 'ENOPRIVATEKEY' // a ready-script needs `private-key` and none is usable
+  | 'ESCRIPT' // the ready-script could not be read or started
+  | 'EBADHOST' // a runtime host definition is invalid
+  | 'EHOSTEXISTS' // a runtime host with that name exists (or the name is configured)
+  | 'ENOHOST'; // no such runtime host
+
+export class StaticDriverError extends Error {
+  constructor(
+    readonly code: StaticErrorCode,
+    message: string,
+    readonly context: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = 'StaticDriverError';
+  }
+}
+
+/** Several problems with one runtime host definition, all reported at once. */
+export class StaticHostValidationError extends StaticDriverError {
+  constructor(readonly host: string, readonly problems: string[]) {
+    super('EBADHOST', `static host ${JSON.stringify(host)}: ${problems.join('; ')}`, { host, problems });
+    this.name = 'StaticHostValidationError';
+  }
+}
