@@ -224,3 +224,15 @@ test('cron: cleanup and check schedules replace the default cleanup interval', a
   const plain = await startLauncher(env.write('plain.yaml', fakeConfig(env)), 'plain');
   assert.deepEqual(plain.describe().schedules, { cleanup: 'every 60s', check: null, cronTasks: 0 });
 });
+
+test('the node check deletes a READY node whose server vanished; min-ready replaces it', async () => {
+  const { env, zk } = await envWithZk();
+  const launcher = await startLauncher(env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }] })));
+  const first = await waitFor('min-ready node', async () => (await zk.getNodes()).find((n) => n.state === 'ready'));
+  const cloud = launcher.manager('fake-provider');
+  assert.ok(cloud && cloud.kind === 'cloud' && first.external_id);
+  await cloud.deleteServer(first.external_id);
+  assert.equal(await launcher.checkNodes(), 1);
+  await waitFor('replacement ready', async () => (await zk.getNodes()).some((n) => n.state === 'ready' && n.id !== first.id));
+  await waitFor('dead node gone', async () => (await zk.getNode(first.id ?? '')) === null);
+});

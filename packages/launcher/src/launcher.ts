@@ -232,13 +232,39 @@ export class Launcher implements LauncherContext {
     return this.cleanupWorker.run();
   }
 
-  /** Liveness check (`cron: check`): drivers that can probe their nodes do it now. */
-  async checkNodes(): Promise<void> {
-    for (const mgr of this.providers.values()) {
-      if (mgr.checkNodes) await mgr.checkNodes().catch((err: unknown) => {
-        this.log.error({ provider: mgr.name, err: (err as Error).message }, 'node check failed');
-      });
+  /**
+   * Liveness check (`cron: check`): a READY, unallocated cloud node whose server vanished or went
+   * to ERROR is deleted (min-ready replaces it); drivers with their own probe (static) run it.
+   */
+  async checkNodes(): Promise<number> {
+    let removed = 0;
+    for (const [name, mgr] of this.providers) {
+      try {
+        if (mgr.checkNodes) await mgr.checkNodes();
+        if (mgr.kind !== 'cloud') continue;
+        const servers = new Map((await mgr.listServers()).map((srv) => [srv.id, srv]));
+        for (const node of this.nodeCache.all()) {
+          if (node.provider !== name || node.state !== 'ready' || node.allocated_to !== null || !node.external_id) continue;
+          const srv = servers.get(node.external_id);
+          if (srv && srv.status !== 'ERROR' && srv.status !== 'DELETED') continue;
+          if (!(await this.zk.lockNode(node, { blocking: false }))) continue;
+          try {
+            const fresh = node.id !== null ? await this.zk.getNode(node.id) : null;
+            if (!fresh || fresh.state !== 'ready' || fresh.allocated_to !== null) continue;
+            fresh.state = 'deleting';
+            fresh.state_time = Date.now() / 1000;
+            await this.storeNode(fresh, 'NodeCheck', srv ? `server ${srv.id} is ${srv.status}` : `server ${node.external_id} is gone`);
+            this.log.warn({ node: fresh.id, server: node.external_id }, `Node ${fresh.id} failed its liveness check; deleting it`);
+            removed++;
+          } finally {
+            await this.zk.unlockNode(node).catch(() => undefined);
+          }
+        }
+      } catch (err) {
+        this.log.error({ provider: name, err: (err as Error).message }, 'node check failed');
+      }
     }
+    return removed;
   }
 
   /**
