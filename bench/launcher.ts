@@ -89,7 +89,9 @@ providers:
 }
 
 function startLauncher(cfg: string): ChildProcess {
-  return spawn(process.execPath, [join(root, 'packages/launcher/bin/nodepool-launcher.js'), '-f', '-c', cfg,
+  // BENCH_LAUNCHER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the launcher.
+  const nodeArgs = (process.env.BENCH_LAUNCHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  return spawn(process.execPath, [...nodeArgs, join(root, 'packages/launcher/bin/nodepool-launcher.js'), '-f', '-c', cfg,
     '-p', join(work, `launcher-${randomBytes(3).toString('hex')}.pid`), '--no-webapp'],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'error', NODEPOOL_STATE_DIR: join(work, 'state') } });
 }
