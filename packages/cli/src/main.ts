@@ -10,6 +10,7 @@ import type { CommandName, ParsedArgs } from './args.js';
 import type { CliContext, CliLogLevel, CommandFn } from './context.js';
 import { CliError } from './errors.js';
 import { MAIN_HELP } from './help.js';
+import { importOptional } from './plugin.js';
 import { Runtime } from './runtime.js';
 import type { CliIO } from './runtime.js';
 import type { Command } from './commands/common.js';
@@ -63,16 +64,8 @@ export async function cliVersion(): Promise<string> {
 
 async function loadPlugged(name: 'history' | 'stats'): Promise<CommandFn | null> {
   const { module, export: exportName } = PLUGGED[name];
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(module)) as Record<string, unknown>;
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    // only "this module is missing", not a missing dependency inside it
-    if (e.code === 'ERR_MODULE_NOT_FOUND' && String(e.message).includes(module.slice(2, -3))) return null;
-    throw err;
-  }
-  const fn = mod[exportName];
+  const mod = await importOptional(module);
+  const fn = mod?.[exportName];
   return typeof fn === 'function' ? (fn as CommandFn) : null;
 }
 

@@ -3,6 +3,7 @@
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import type { ImageInfo } from '@nodepool-ts/core/provider';
 import { CliError } from '../errors.js';
+import { importOptional } from '../plugin.js';
 import type { CommandContext } from '../runtime.js';
 import { DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, dibImageList, imageAge, imageList } from '../status.js';
 import { formatObjects, formatTable } from '../table.js';
@@ -53,22 +54,13 @@ export interface ImageBuildWaitRequest {
  */
 export type ImageBuildWaiter = (zk: ZooKeeper, req: ImageBuildWaitRequest, ctx: CommandContext) => Promise<number>;
 
-const WAITER_MODULE: string = './image-build-wait.js';
-
 async function loadWaiter(): Promise<ImageBuildWaiter> {
-  let mod: { waitForImageBuild?: unknown };
-  try {
-    mod = (await import(WAITER_MODULE)) as { waitForImageBuild?: unknown };
-  } catch (err) {
-    if ((err as { code?: string }).code === 'ERR_MODULE_NOT_FOUND' && String((err as Error).message).includes('image-build-wait')) {
-      throw new CliError('EUNAVAILABLE', 'image-build --wait: not available in this build');
-    }
-    throw err;
-  }
-  if (typeof mod.waitForImageBuild !== 'function') {
+  const mod = await importOptional('./commands/image-build-wait.js');
+  const fn = mod?.waitForImageBuild;
+  if (typeof fn !== 'function') {
     throw new CliError('EUNAVAILABLE', 'image-build --wait: not available in this build');
   }
-  return mod.waitForImageBuild as ImageBuildWaiter;
+  return fn as ImageBuildWaiter;
 }
 
 export const imageBuildCommand: Command = async (args, ctx) => {
