@@ -29,6 +29,7 @@ const { values: opts } = parseArgs({
     'list-sizes': { type: 'string', default: '1000,10000' },
     'db': { type: 'string' },
     'skip-list': { type: 'boolean', default: false },
+    'list-only': { type: 'boolean', default: false },
   },
 });
 const N = Number(opts.requests);
@@ -187,7 +188,7 @@ async function seedNodes(zk: ZooKeeper, count: number): Promise<void> {
 const result: Record<string, unknown> = { machine: { cores: (await import('node:os')).cpus().length, node: process.version } };
 try {
   // ---- warm and cold ----
-  {
+  if (!opts['list-only']) {
     const chroot = `/bench-${randomBytes(4).toString('hex')}`;
     const cfg = join(work, 'bench.yaml');
     writeFileSync(cfg, config(chroot, C * 4));

@@ -4,6 +4,7 @@
 import type { Node } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
 import { leakedServers } from '@nodepool-ts/core/provider';
+import { paths } from '@nodepool-ts/core/zk';
 import type { Launcher } from './launcher.js';
 
 const LOCK_CLEANUP_S = 8 * 3600;
@@ -39,6 +40,7 @@ export class CleanupWorker {
       try {
         await task();
       } catch (err) {
+        if (this.launcher.zk.state !== 'connected') return;
         this.log.error({ task: name, err: (err as Error).message }, `Exception in CleanupWorker task ${name}`);
       }
     }
@@ -60,8 +62,10 @@ export class CleanupWorker {
   /** Servers tagged as ours whose node znode is gone get an artificial `deleting` record. */
   async cleanupLeakedInstances(): Promise<void> {
     const l = this.launcher;
-    const nodes = await l.zk.getNodes();
-    const known = new Set(nodes.map((n) => n.id).filter((id): id is string => id !== null));
+    // The watch-fed cache knows every node; a server looks leaked only if the cache lacks its
+    // node, and that is confirmed against ZooKeeper itself before anything is deleted.
+    const nodes = l.nodeCache.all();
+    const known = new Set<string>(l.nodeCache.ids());
     const beingDeleted = new Set(nodes.map((n) => n.external_id).filter((x): x is string => x !== null));
     for (const [name, manager] of l.managers()) {
       if (manager.kind !== 'cloud') {
@@ -71,6 +75,8 @@ export class CleanupWorker {
       const servers = await manager.listServers();
       for (const server of leakedServers(servers, name, known)) {
         if (beingDeleted.has(server.id)) continue;
+        const owner = server.metadata.nodepool_node_id;
+        if (owner && (await l.zk.exists(paths.node(owner)))) continue;
         const provider = l.config.providers.get(name);
         const node = newNode({
           state: 'deleting',
@@ -169,7 +175,9 @@ export class CleanupWorker {
 
   async cleanupEmptyNodes(): Promise<void> {
     const zk = this.launcher.zk;
-    for (const id of await zk.getNodeIds()) {
+    for (const id of this.launcher.nodeCache.ids()) {
+      // parsed nodes are not empty; only ids the cache could not parse need a look
+      if (this.launcher.nodeCache.get(id) !== undefined) continue;
       const data = await zk.getNodeData(id);
       if (data !== null && data.length === 0) {
         await zk.deleteRawNode(id);

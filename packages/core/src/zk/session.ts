@@ -11,6 +11,7 @@ import type { ZooKeeperServer } from '../config/types.js';
 import { getLogger, type Logger } from '../log/index.js';
 import { ZkConnectError, ZkError, isNoNode, isNodeExists, type ZkErrorCode } from './errors.js';
 import { paths } from './paths.js';
+import { applyWirePatches } from './wire-patches.js';
 
 /**
  * Nodepool creates nodes, builds and uploads as `<parent>/` + SEQUENTIAL so the id is the bare
@@ -28,6 +29,7 @@ function allowSequentialTrailingSlash(): void {
   pathMod.__nodepoolPatched = true;
 }
 allowSequentialTrailingSlash();
+applyWirePatches();
 
 export type SessionState = 'connected' | 'suspended' | 'lost';
 export type { ZooKeeperServer } from '../config/types.js';
