@@ -7,6 +7,7 @@ import type { Node } from '@nodepool-ts/core/model';
 import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
 import { createStaticProvider } from '@nodepool-ts/driver-static';
+import { createOpenStackProvider } from '@nodepool-ts/driver-openstack';
 
 /** Optional hooks a driver may offer the launcher beyond the cloud interface. */
 export interface LauncherHooks {
@@ -69,7 +70,15 @@ export function createProviderManager(provider: Provider, _ctx: DriverContext): 
     }
     case 'static':
       return createStaticProvider(provider, _ctx);
-    default:
-      throw new UnsupportedDriverError(provider.name, provider.driver);
+    case 'openstack': {
+      // pkgcloud is loaded by start(), so launchers without an OpenStack provider never load it
+      const mgr = createOpenStackProvider(provider);
+      return Object.assign(mgr, { config: provider }) as CloudManager;
+    }
+    default: {
+      // every driver of the config schema is handled; this guards configs from newer schemas
+      const other = provider as Provider;
+      throw new UnsupportedDriverError(other.name, other.driver);
+    }
   }
 }
