@@ -497,6 +497,7 @@ export class Launcher implements LauncherContext {
       requests: this.requestCache?.all().length ?? 0,
       session: this.zk?.state ?? 'none',
       launches: Object.fromEntries(this.launchCounts),
+      memory: Object.fromEntries(Object.entries(process.memoryUsage()).map(([k, v]) => [k, Math.round(v / 1048576)])),
       schedules: {
         cleanup: this.config?.cron.cleanup ?? `every ${(this.options.cleanupIntervalMs ?? CLEANUP_INTERVAL_MS) / 1000}s`,
         check: this.config?.cron.check ?? null,
