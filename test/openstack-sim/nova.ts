@@ -467,12 +467,11 @@ export function activateServer(sim: OpenStackSim, id: string, result: 'ACTIVE' |
 }
 
 function deleteServer(sim: OpenStackSim, s: SimServer): SimResponse {
-  if (!s.deletingSince) {
-    s.deletingSince = new Date();
-    s.taskState = 'deleting';
-    s.updatedAt = new Date();
-    sim.scheduleDeletion(s);
-  }
+  // a repeated delete of a server stuck in `deleting` is another attempt, as in Nova
+  s.deletingSince ??= new Date();
+  s.taskState = 'deleting';
+  s.updatedAt = new Date();
+  sim.scheduleDeletion(s);
   return { status: 204 };
 }
 

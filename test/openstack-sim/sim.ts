@@ -90,6 +90,7 @@ export class OpenStackSim {
     this.faults = { ...defaultFaults(), ...(opts.faults ?? {}) };
     this.state = this.initialState(opts);
     this.ssh = opts.sshPort !== undefined && opts.sshPort !== null ? new SshEndpoints(opts.sshPort) : null;
+    if (this.faults.sshDown) this.ssh?.setDown(true);
   }
 
   /** `http://host:port` */

@@ -33,9 +33,8 @@ export function redact(text: string, secrets: Iterable<string>): string {
 export function errorMessage(body: unknown): string {
   if (typeof body === 'string') {
     // Glance (webob): `<html>...<h1>404 Not Found</h1>\n  No image found with ID x<br />...`
-    const text = body.replace(/<br\s*\/?>/g, '\n').replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim();
-    const h1 = /^\s*\d{3} [A-Za-z ]+?\s+(.*)$/.exec(text.replace(/^.*?(\d{3} )/, '$1'));
-    return (h1?.[1] ?? text).slice(0, 500);
+    const afterH1 = /<\/h1>([\s\S]*)$/i.exec(body)?.[1] ?? body;
+    return afterH1.replace(/<[^>]+>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 500);
   }
   if (body !== null && typeof body === 'object') {
     const rec = body as Record<string, unknown>;

@@ -74,8 +74,11 @@ function openSocket(host: string, port: number, timeoutMs: number, signal: Abort
   });
 }
 
-/** One key exchange restricted to `algorithm`; the key the server offered, or null. */
-function hostKey(host: string, port: number, algorithm: string, timeoutMs: number, sock: Socket | null): Promise<string | null> {
+/**
+ * One key exchange over `sock` restricted to `algorithm`; the key the server offered, or null.
+ * The socket is ours (ssh2 leaves a half-closed socket of its own open), and destroyed here.
+ */
+function hostKey(algorithm: string, timeoutMs: number, sock: Socket): Promise<string | null> {
   return new Promise((resolve) => {
     const client = new ssh2.Client();
     let key: Buffer | null = null;
@@ -87,7 +90,7 @@ function hostKey(host: string, port: number, algorithm: string, timeoutMs: numbe
       client.removeAllListeners();
       client.on('error', () => undefined);
       client.destroy();
-      sock?.destroy();
+      sock.destroy();
       resolve(key ? `${keyType(key)} ${key.toString('base64')}` : null);
     };
     const timer = setTimeout(finish, Math.max(1, timeoutMs));
@@ -95,7 +98,7 @@ function hostKey(host: string, port: number, algorithm: string, timeoutMs: numbe
     client.on('close', finish);
     client.on('ready', finish);
     client.connect({
-      ...(sock ? { sock } : { host, port }),
+      sock,
       username: 'nodepool-keyscan',
       readyTimeout: Math.max(1, timeoutMs),
       algorithms: { serverHostKey: [algorithm] },
@@ -134,12 +137,14 @@ export async function keyscan(host: string, port: number, timeoutMs: number, sig
         return [];
       }
       const keys: string[] = [];
-      let first: Socket | null = sock;
+      let next: Socket | null = sock;
       for (const alg of HOST_KEY_ALGORITHMS) {
         const left = deadline - Date.now();
         if (left <= 0 || signal?.aborted) break;
-        const k = await hostKey(host, port, alg, Math.min(CONNECT_TIMEOUT_MS, left), first);
-        first = null;
+        next ??= await openSocket(host, port, Math.min(CONNECT_TIMEOUT_MS, left), signal);
+        if (!next) break;
+        const k = await hostKey(alg, Math.min(CONNECT_TIMEOUT_MS, deadline - Date.now()), next);
+        next = null;
         if (k && !keys.includes(k)) keys.push(k);
       }
       if (keys.length > 0) return keys;

@@ -8,6 +8,7 @@
 // Every server and image carries Nodepool's metadata (nodepool_provider_name, nodepool_node_id,
 // nodepool_image_name, nodepool_build_id, ...); cleanup only ever touches resources tagged with
 // this provider's name (floating IPs by their description, ports by the server they belonged to).
+import { stat } from 'node:fs/promises';
 import type { CloudPoolLabel, OpenStackProvider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import {
@@ -101,6 +102,7 @@ export class OpenStackProviderManager implements ProviderManager {
   private readonly stopController = new AbortController();
   private started = false;
   private stopped = false;
+  private startError: ProviderError | null = null;
   private quotaCache: Cached<QuotaInfo> | null = null;
   private flavorCache: Cached<FlavorInfo[]> | null = null;
   private azCache: Cached<string[]> | null = null;
@@ -150,8 +152,16 @@ export class OpenStackProviderManager implements ProviderManager {
   async start(): Promise<void> {
     if (this.stopped) throw new ProviderError(this.name, 'fatal', 'provider was stopped; create a new one');
     if (this.started) return;
-    await this.session.open();
     this.started = true;
+    try {
+      await this.session.open();
+    } catch (err) {
+      // e.g. a clouds.yaml entry without auth_url: every call of this provider reports it
+      this.startError = err instanceof ProviderError ? err
+        : new ProviderError(this.name, 'fatal', `cannot set up cloud ${this.config.cloud}: ${(err as Error).message}`, { operation: 'start' });
+      this.log.error({ provider: this.name }, `provider ${this.name}: ${this.startError.message}`);
+      return;
+    }
     if (this.opts.validateOnStart !== false) void this.validate();
   }
 
@@ -175,6 +185,10 @@ export class OpenStackProviderManager implements ProviderManager {
       problems.push(msg);
       this.log.error({ provider: this.name }, `provider ${this.name}: ${msg}`);
     };
+    if (this.startError) {
+      note(this.startError.message);
+      return problems;
+    }
     try {
       await this.session.ensureAuth('validate');
     } catch (err) {
@@ -222,6 +236,7 @@ export class OpenStackProviderManager implements ProviderManager {
   private ensureRunning(operation: string): void {
     if (this.stopped) throw new ProviderAbortedError(this.name, operation);
     if (!this.started) throw new ProviderError(this.name, 'fatal', `${operation} called before start()`, { operation });
+    if (this.startError) throw this.startError;
   }
 
   // ---- flavors, AZs, networks, quota ---------------------------------------------------------
@@ -647,6 +662,11 @@ export class OpenStackProviderManager implements ProviderManager {
   async uploadImage(opts: UploadImageOptions): Promise<ImageInfo> {
     this.ensureRunning('uploadImage');
     const operation = 'uploadImage';
+    try {
+      await stat(opts.file);
+    } catch (err) {
+      throw new ProviderError(this.name, 'fatal', `cannot read image file ${opts.file}: ${(err as Error).message}`, { operation, cause: err });
+    }
     const properties: Record<string, string> = {};
     for (const [k, v] of Object.entries(opts.metadata)) properties[k] = String(v);
     properties[META_PROVIDER] ??= this.name;

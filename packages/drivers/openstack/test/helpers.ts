@@ -121,3 +121,42 @@ export function specFor(f: Fixture, labelName: string, nodeId: string, over: Par
     ...over,
   };
 }
+
+/** A token of a simulator user, for tests that act as another client of the cloud. */
+export async function simToken(sim: OpenStackSim, user: 'demo' | 'alice' = 'demo'): Promise<string> {
+  const u = user === 'demo'
+    ? { name: 'demo', password: 'secret-demo-pw', domain: 'Default', project: 'demo' }
+    : { name: 'alice', password: 'wonderland-pw', domain: 'Example', project: 'ci' };
+  const r = await fetch(`${sim.authUrl}/auth/tokens`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      auth: {
+        identity: { methods: ['password'], password: { user: { name: u.name, domain: { name: u.domain }, password: u.password } } },
+        scope: { project: { name: u.project, domain: { name: u.domain } } },
+      },
+    }),
+  });
+  const t = r.headers.get('x-subject-token');
+  if (r.status !== 201 || !t) throw new Error(`simToken: HTTP ${r.status}`);
+  return t;
+}
+
+/** One raw API call to the simulator (`path` includes the service prefix, e.g. `/compute/v2.1/servers`). */
+export async function simApi(sim: OpenStackSim, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const r = await fetch(`${sim.base}${path}`, {
+    method,
+    headers: { 'X-Auth-Token': token, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await r.text();
+  let parsed: Record<string, unknown> = {};
+  try { parsed = text ? JSON.parse(text) as Record<string, unknown> : {}; } catch { parsed = { text }; }
+  return { status: r.status, body: parsed };
+}
+
+/** The id of a simulator network by name. */
+export function netId(sim: OpenStackSim, name: string): string {
+  for (const n of sim.state.networks.values()) if (n.name === name) return n.id;
+  throw new Error(`no network ${name}`);
+}

@@ -5,9 +5,7 @@ declare module 'ssh2' {
   import type { Duplex } from 'node:stream';
 
   interface ConnectConfig {
-    host?: string;
-    port?: number;
-    sock?: Duplex;
+    sock: Duplex;
     username?: string;
     readyTimeout?: number;
     algorithms?: { serverHostKey?: string[] };
