@@ -8,7 +8,7 @@ import { COMMAND_HELP, MAIN_HELP } from './help.js';
 export const COMMAND_NAMES = [
   'list', 'image-list', 'dib-image-list', 'image-build', 'alien-image-list', 'delete',
   'image-delete', 'dib-image-delete', 'config-validate', 'request-list', 'info', 'erase',
-  'hold', 'label-list', 'history', 'stats',
+  'hold', 'label-list', 'history', 'stats', 'token',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -32,7 +32,7 @@ export interface CommandSpec {
   name: CommandName;
   /** arguments in declaration order (argparse reports missing ones in this order) */
   args: ArgSpec[];
-  /** the command parses its own arguments (history, stats): everything after it is passed on */
+  /** the command parses its own arguments (history, stats, token): everything after it is passed on */
   passthrough?: boolean;
 }
 
@@ -67,6 +67,7 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   'label-list': { name: 'label-list', args: [json] },
   'history': { name: 'history', args: [], passthrough: true },
   'stats': { name: 'stats', args: [], passthrough: true },
+  'token': { name: 'token', args: [], passthrough: true },
 };
 
 export interface GlobalOptions {

@@ -4,7 +4,7 @@
 
 export const MAIN_HELP = `usage: nodepool [-h] [-l LOGCONFIG] [--version] [-c CONFIG] [-s SECURE]
                 [--debug]
-                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats}
+                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token}
                 ...
 
 Node pool.
@@ -21,7 +21,7 @@ options:
 commands:
   valid commands
 
-  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats}
+  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token}
                         additional help
     list                list nodes
     image-list          list images from providers
@@ -40,6 +40,7 @@ commands:
     label-list          list the labels of the registered launchers
     history             show the state history of nodes and requests
     stats               show launch and request statistics
+    token               create, list and revoke web API tokens
 `;
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {

@@ -26,7 +26,9 @@ import { requestListCommand } from './commands/requests.js';
 
 export type { CliIO } from './runtime.js';
 
-const COMMANDS: Readonly<Record<Exclude<CommandName, 'history' | 'stats'>, Command>> = {
+type PluggedName = 'history' | 'stats' | 'token';
+
+const COMMANDS: Readonly<Record<Exclude<CommandName, PluggedName>, Command>> = {
   'list': listCommand,
   'image-list': imageListCommand,
   'dib-image-list': dibImageListCommand,
@@ -44,9 +46,10 @@ const COMMANDS: Readonly<Record<Exclude<CommandName, 'history' | 'stats'>, Comma
 };
 
 /** Commands other engineers ship as separate modules, loaded on demand (see context.ts). */
-const PLUGGED: Readonly<Record<'history' | 'stats', { module: string; export: string }>> = {
+const PLUGGED: Readonly<Record<PluggedName, { module: string; export: string }>> = {
   history: { module: './commands/history.js', export: 'historyCommand' },
   stats: { module: './commands/stats.js', export: 'statsCommand' },
+  token: { module: './commands/token.js', export: 'tokenCommand' },
 };
 
 let versionCache: string | null = null;
@@ -62,7 +65,7 @@ export async function cliVersion(): Promise<string> {
   return versionCache;
 }
 
-async function loadPlugged(name: 'history' | 'stats'): Promise<CommandFn | null> {
+async function loadPlugged(name: PluggedName): Promise<CommandFn | null> {
   const { module, export: exportName } = PLUGGED[name];
   const mod = await importOptional(module);
   const fn = mod?.[exportName];
@@ -169,7 +172,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
   try {
     // every command but config-validate needs a valid config (and fails early without one)
     if (command !== 'config-validate') await ctx.loadConfig();
-    if (command === 'history' || command === 'stats') {
+    if (command === 'history' || command === 'stats' || command === 'token') {
       const fn = await loadPlugged(command);
       if (fn === null) {
         ctx.err(`${command}: not available in this build`);

@@ -69,7 +69,13 @@ export const WEB_MIGRATIONS: readonly WebMigration[] = [tokensAndLeases];
 class Source implements Knex.MigrationSource<WebMigration> {
   getMigrations(): Promise<WebMigration[]> { return Promise.resolve([...WEB_MIGRATIONS]); }
   getMigrationName(m: WebMigration): string { return m.name; }
-  getMigration(m: WebMigration): Promise<Knex.Migration> { return Promise.resolve({ up: (k: Knex) => m.up(k) }); }
+  getMigration(m: WebMigration): Promise<Knex.Migration> {
+    return Promise.resolve({
+      up: (k: Knex) => m.up(k),
+      // knex insists on a down; nodepool-ts never migrates down (a newer schema is refused)
+      down: () => Promise.reject(new Error(`${m.name}: migrating down is not supported`)),
+    });
+  }
 }
 
 async function tableRace(knex: Knex, name: string, build: (t: Knex.CreateTableBuilder) => void): Promise<void> {

@@ -19,6 +19,7 @@ export type ApiErrorCode =
   | 'lease_not_found'
   | 'lease_conflict'
   | 'lease_held_elsewhere'
+  | 'lease_failed'
   | 'database_unavailable'
   | 'zookeeper_unavailable'
   | 'internal_error';
