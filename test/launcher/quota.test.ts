@@ -67,10 +67,14 @@ test('a disabled pool (max-servers 0) declines, so the request fails', async () 
 });
 
 test('unexpected cloud "quota exceeded" aborts the node; the request is served once quota returns', async () => {
-  const { zk, cloud } = await setup((env) => fakeConfig(env));
+  const { zk, cloud, launcher } = await setup((env) => fakeConfig(env));
   cloud.setFaults({ quotaExceeded: true });
+  let aborted = 0;
+  launcher.events.on('launch', (_node, _provider, state) => {
+    if (state === 'aborted') aborted++;
+  });
   const id = await submit(zk, ['fake-label']);
-  await waitFor('an aborted node', async () => (await zk.getNodes()).some((n) => n.state === 'aborted') || null);
+  await waitFor('an aborted launch', () => aborted > 0);
   assert.equal((await zk.getNodeRequest(id))?.state, 'pending');
   cloud.setFaults({ quotaExceeded: false });
   const req = await waitDone(zk, id);

@@ -17,6 +17,10 @@ import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js
 import { CleanupWorker } from './cleanup-worker.js';
 import { MinReadyWorker } from './min-ready.js';
 import { LauncherEvents } from './events.js';
+import { StatsElection } from './election.js';
+import { LauncherRecording } from './recording.js';
+import { WebApp, type WebAppOptions } from './web/server.js';
+import { LauncherMetrics } from './web/metrics.js';
 
 const CLEANUP_INTERVAL_MS = 60_000;
 const QUOTA_CACHE_MS = 300_000;
@@ -29,8 +33,13 @@ export interface LauncherOptions {
   /** config file watch interval; 0 disables reloads on change */
   watchIntervalMs?: number;
   cleanupIntervalMs?: number;
-  /** serve the web API and dashboard (`--no-webapp` turns it off) */
-  webapp?: boolean;
+  /**
+   * serve the web API and dashboard: the daemon passes true unless `--no-webapp`; library users
+   * (tests) opt in, with options (e.g. `{ port: 0 }`) when they want some
+   */
+  webapp?: boolean | WebAppOptions;
+  /** record history in the database (`--no-history` turns it off) */
+  record?: boolean;
 }
 
 export class Launcher implements LauncherContext {
@@ -53,10 +62,16 @@ export class Launcher implements LauncherContext {
   private imageCache = new Map<string, { at: number; ok: boolean }>();
   private launchCounts = new Map<string, number>();
   private reloading: Promise<void> | null = null;
+  election!: StatsElection;
+  recording: LauncherRecording | null = null;
   private reloadAgain = false;
   private malformedTimer: NodeJS.Timeout | null = null;
   private malformedSeen = new Set<string>();
   private stopped = false;
+  /** statsd (STATSD_HOST) and Prometheus figures */
+  metrics: LauncherMetrics | null = null;
+  /** the web API, lease API and dashboard, when enabled */
+  webApp: WebApp | null = null;
 
   constructor(readonly options: LauncherOptions) {
     this.hostname = options.hostname ?? osHostname();
@@ -79,7 +94,10 @@ export class Launcher implements LauncherContext {
     this.nodeCache.on('change', (id: string, node: Node | null) => this.onNodeChange(id, node));
     this.requestCache.on('change', (id: string, req: NodeRequest | null) => this.onRequestChange(id, req));
     this.zk.on('state', (s: string) => this.onSessionState(s));
+    this.election = new StatsElection(this.zk, `${this.hostname}-${process.pid}`, this.logger('nodepool.StatsElection'));
+    if (this.options.record !== false) await this.startRecording();
     await Promise.all([this.nodeCache.start(), this.requestCache.start()]);
+    this.election.start();
     await this.refreshLaunchers();
     await this.applyConfig(this.config);
     this.deletedNodeWorker.start();
@@ -92,12 +110,21 @@ export class Launcher implements LauncherContext {
       watchFile(this.options.configFile, { interval }, () => void this.reload());
       if (this.options.secureFile) watchFile(this.options.secureFile, { interval }, () => void this.reload());
     }
+    this.metrics = new LauncherMetrics(this, this.logger('nodepool.stats'));
+    this.metrics.start();
+    if (this.options.webapp) {
+      this.webApp = new WebApp(this, this.metrics, typeof this.options.webapp === 'object' ? this.options.webapp : {});
+      await this.webApp.start();
+    }
     this.log.info({ providers: [...this.providers.keys()] }, 'nodepool-launcher started');
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // first: leased nodes go on hold and the web app closes while ZooKeeper is still connected
+    await this.webApp?.stop();
+    await this.metrics?.stop();
     unwatchFile(this.options.configFile);
     if (this.options.secureFile) unwatchFile(this.options.secureFile);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
@@ -106,11 +133,35 @@ export class Launcher implements LauncherContext {
     this.minReady?.stop();
     await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
     await this.deletedNodeWorker?.stop();
+    await this.election?.stop();
+    await this.recording?.stop().catch((err: unknown) => {
+      this.log.error({ err: (err as Error).message }, 'recorder stop failed');
+    });
     this.nodeCache?.stop();
     this.requestCache?.stop();
     await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
     await this.zk?.close();
     this.log.info('nodepool-launcher stopped');
+  }
+
+  /**
+   * Start the history recorder. A database that does not answer within a few seconds is retried
+   * in the background (the launcher serves meanwhile); a schema newer than this code stops us.
+   */
+  private async startRecording(): Promise<void> {
+    const recording = new LauncherRecording(this, this.election);
+    this.recording = recording;
+    const started = recording.start();
+    const outcome = await Promise.race([
+      started.then(() => 'ok' as const, (err: unknown) => err),
+      new Promise<'slow'>((r) => setTimeout(() => r('slow'), 3000).unref()),
+    ]);
+    if (outcome === 'slow') {
+      this.log.warn(`database ${recording.recorder.describe()} is slow to answer; serving meanwhile`);
+      started.catch((err: unknown) => this.log.error({ err: (err as Error).message }, `history recording disabled: ${(err as Error).message}`));
+    } else if (outcome !== 'ok') {
+      throw outcome;
+    }
   }
 
   // ---- config ----

@@ -12,7 +12,7 @@ import { configureLogging, getLogger } from '@nodepool-ts/core/log';
 import { Launcher } from './launcher.js';
 import { VERSION } from './version.js';
 
-const USAGE = `usage: nodepool-launcher [-h] [-c CONFIG] [-s SECURE] [-l LOGCONFIG] [-p PIDFILE] [-d] [-f] [--no-webapp] [--version]
+const USAGE = `usage: nodepool-launcher [-h] [-c CONFIG] [-s SECURE] [-l LOGCONFIG] [-p PIDFILE] [-d] [-f] [--no-webapp] [--no-history] [--version]
 
 Node pool launcher.
 
@@ -25,6 +25,7 @@ options:
   -d             do not run as a daemon, with debug logging
   -f             do not run as a daemon
   --no-webapp    do not start the web API and dashboard
+  --no-history   do not record node and request history in the database
   --version      show program's version number and exit
 `;
 
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
         debug: { type: 'boolean', short: 'd' },
         foreground: { type: 'boolean', short: 'f' },
         'no-webapp': { type: 'boolean' },
+        'no-history': { type: 'boolean' },
         version: { type: 'boolean' },
       },
       strict: true,
@@ -107,6 +109,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
     configFile: args.config,
     secureFile: args.secure ?? null,
     webapp: !args['no-webapp'],
+    record: !args['no-history'],
   });
   let stopping: Promise<void> | null = null;
   const stop = (signal: string) => {
