@@ -7,7 +7,7 @@
 //   npm test -- packages/core     only test files under these paths
 //   NODEPOOL_TEST_ZK=host:port    use an already running ZooKeeper instead of starting one
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,21 @@ if (!env.NODEPOOL_TEST_ZK) {
   env.NODEPOOL_TEST_ZK = r.stdout.trim();
   services.push(() => spawnSync('bash', ['scripts/zk.sh', 'stop', dir], { stdio: 'inherit' }));
   console.log(`run-tests: ZooKeeper on ${env.NODEPOOL_TEST_ZK}`);
+}
+
+// MariaDB, when installed (scripts/install-deps.sh all): one private server for every suite; each
+// test works in a database of its own. Suites that need to stop a server start their own.
+const hasMariadb = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].some((b) => existsSync(b));
+if (!env.NODEPOOL_TEST_MYSQL && hasMariadb) {
+  const dir = join(work, 'mariadb');
+  const r = spawnSync('bash', ['scripts/mariadb.sh', 'start', dir], { encoding: 'utf8' });
+  if (r.status !== 0) {
+    console.error('run-tests: could not start MariaDB:\n' + r.stderr);
+    process.exit(1);
+  }
+  env.NODEPOOL_TEST_MYSQL = r.stdout.trim().split('\n').pop();
+  services.push(() => spawnSync('bash', ['scripts/mariadb.sh', 'stop', dir], { stdio: 'inherit' }));
+  console.log(`run-tests: MariaDB on ${env.NODEPOOL_TEST_MYSQL.replace(/:[^:@/]*@/, ':***@')}`);
 }
 
 const concurrency = env.NODEPOOL_TEST_CONCURRENCY ?? '2';
