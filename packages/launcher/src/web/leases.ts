@@ -669,13 +669,19 @@ export class LeaseManager {
     });
   }
 
-  /** The lease with each node's live state and addresses (from the node cache) when active. */
+  /**
+   * The lease with each node's live state and addresses when active: the node cache, or the
+   * node object we hold when that is newer (the cache may not have seen our `in-use` yet).
+   */
   live(lease: Lease): Lease {
     if (lease.state !== 'active' && lease.state !== 'releasing') return lease;
+    const held = this.held.get(lease.id) ?? [];
     const nodes = lease.nodeIds.map((id) => {
-      const n = this.host.nodeCache.get(id);
-      const snap = lease.nodes.find((x) => x.id === id);
+      const cached = this.host.nodeCache.get(id);
+      const ours = held.find((n) => n.id === id);
+      const n = ours && (!cached || ours.state_time > cached.state_time) ? ours : cached;
       if (n) return leaseNodeOf({ ...n, id });
+      const snap = lease.nodes.find((x) => x.id === id);
       return snap ? { ...snap, state: null } : null;
     }).filter((n): n is LeaseNode => n !== null);
     return { ...lease, nodes };

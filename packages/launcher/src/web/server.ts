@@ -101,6 +101,8 @@ export class WebApp {
       return503OnClosing: true,
     });
     this.app = app;
+    // only JSON bodies: Fastify would otherwise hand text/plain to the handlers as a string
+    app.removeContentTypeParser('text/plain');
     this.installHooks(app);
 
     new NodepoolApi({ zk: this.host.zk, isReady: () => this.isReady() }, this.opts.cacheSeconds ?? 1).register(app);
