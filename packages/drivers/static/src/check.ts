@@ -252,10 +252,10 @@ export async function checkHost(target: HostCheckTarget, signal?: AbortSignal): 
     if (s.status === 'fulfilled') keys.push(s.value);
     else firstError ??= s.reason;
   }
-  if (wanted.length === 0) {
-    // Nothing configured to compare: any verified key proves an SSH server is there.
-    return keys.length > 0 ? { ok: true, address, keys, ms: Date.now() - started } : fail(firstError);
-  }
+  // No key at all: the scan failure (refused, timed out, not SSH) is the reason, not a mismatch.
+  if (keys.length === 0) return fail(firstError);
+  // Nothing configured to compare: any verified key proves an SSH server is there.
+  if (wanted.length === 0) return { ok: true, address, keys, ms: Date.now() - started };
   const missing = wanted.filter((k) => !keys.includes(k));
   if (missing.length === 0) return { ok: true, address, keys, ms: Date.now() - started };
   // A connect failure explains a missing key better than "mismatch".

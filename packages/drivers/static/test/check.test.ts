@@ -75,7 +75,7 @@ describe('checkHost', () => {
 
   it('bounds the wait on a port that accepts but never speaks SSH', async () => {
     const net = await import('node:net');
-    const silent = net.createServer(() => undefined);
+    const silent = net.createServer((sock) => sock.resume());
     await new Promise<void>((r) => silent.listen(0, '127.0.0.24', () => r()));
     const addr = silent.address();
     const port = typeof addr === 'object' && addr ? addr.port : 0;
