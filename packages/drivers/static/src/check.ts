@@ -43,6 +43,12 @@ export interface HostCheckTarget {
   connectionType: string;
   /** configured `host-key` entries; each must be among the host's keys */
   hostKeys: readonly string[];
+  /**
+   * One SSH connection instead of one per key type: the first configured key must be offered
+   * (or, with none configured, any key). For the check at hand-out, after a full check at
+   * registration; it keeps the unauthenticated connections a busy pool makes to a minimum.
+   */
+  quick?: boolean;
 }
 
 export type HostCheckResult =
@@ -243,8 +249,10 @@ export async function checkHost(target: HostCheckTarget, signal?: AbortSignal): 
       return fail(err);
     }
   }
-  const wanted = target.hostKeys.map(normalizeHostKey);
-  const types = wanted.length > 0 ? [...new Set(wanted.map(hostKeyType))] : [...DEFAULT_SCAN_TYPES];
+  const configured = target.hostKeys.map(normalizeHostKey);
+  const wanted = target.quick ? configured.slice(0, 1) : configured;
+  const types: (string | null)[] = wanted.length > 0 ? [...new Set(wanted.map(hostKeyType))]
+    : target.quick ? [null] : [...DEFAULT_SCAN_TYPES];
   const scans = await Promise.allSettled(types.map((t) => scanHostKey(address.address, target.port, t, deadline, signal, label)));
   const keys: string[] = [];
   let firstError: unknown = null;

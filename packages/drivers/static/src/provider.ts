@@ -186,7 +186,7 @@ export class StaticNodeManager {
     if (h && !h.alive && Date.now() - h.checkedAt < this.opts.failureCacheMs) {
       reason = h.reason ?? 'host is down';
     } else {
-      const r = await this.check(host);
+      const r = await this.check(host, true);
       if (r.ok) return true;
       reason = r.reason;
     }
@@ -343,8 +343,18 @@ export class StaticNodeManager {
     if (this.stopped) return;
 
     const lock = new Lock(this.ctx.zk, paths.staticLock(this.name), `${osHostname()}-${process.pid}`);
+    const acquiring = lock.acquire({ blocking: true, timeoutMs: this.opts.lockTimeoutMs });
+    let onAbort = (): void => undefined;
+    const aborted = new Promise<'aborted'>((resolve) => {
+      onAbort = () => resolve('aborted');
+      this.abort.signal.addEventListener('abort', onAbort, { once: true });
+    });
     try {
-      await lock.acquire({ blocking: true, timeoutMs: this.opts.lockTimeoutMs });
+      if ((await Promise.race([acquiring, aborted])) === 'aborted') {
+        // Stopping: do not wait for another launcher's pass; drop the lock if it comes later.
+        void acquiring.then(() => lock.release(), () => undefined);
+        return;
+      }
     } catch (err) {
       if (err instanceof LockTimeoutError) {
         this.log.warn(`Static registration lock of ${this.name} not obtained within ${this.opts.lockTimeoutMs} ms; retrying later`);
@@ -352,6 +362,8 @@ export class StaticNodeManager {
         return;
       }
       throw err;
+    } finally {
+      this.abort.signal.removeEventListener('abort', onAbort);
     }
     const batches: Batch[] = [];
     try {
@@ -575,7 +587,7 @@ export class StaticNodeManager {
   }
 
   /** Alive check with state-change logging (a host that stays down is logged once). */
-  private async check(d: DesiredHost): Promise<HostCheckResult> {
+  private async check(d: DesiredHost, quick = false): Promise<HostCheckResult> {
     const s = d.node;
     const r = await checkHost({
       name: s.name,
@@ -583,6 +595,7 @@ export class StaticNodeManager {
       timeoutMs: s.timeout * 1000,
       connectionType: s.connectionType,
       hostKeys: s.hostKey,
+      quick,
     }, this.abort.signal);
     const prev = this.health.get(s.name);
     const now = Date.now();

@@ -55,6 +55,19 @@ describe('checkHost', () => {
     if (!r.ok) assert.equal(r.code, 'EHOSTKEY');
   });
 
+  it('quick (hand-out) checks use one connection and still compare the first configured key', async () => {
+    let r = await checkHost({ name: a.address, port: a.port, timeoutMs: 5000, connectionType: 'ssh', quick: true,
+      hostKeys: [a.hostKey('rsa'), a.hostKey('ed25519')] });
+    assert.equal(r.ok, true);
+    if (r.ok) assert.deepEqual(r.keys, [a.hostKey('rsa')]);
+    r = await checkHost({ name: a.address, port: a.port, timeoutMs: 5000, connectionType: 'ssh', quick: true, hostKeys: [] });
+    assert.equal(r.ok, true);
+    if (r.ok) assert.equal(r.keys.length, 1);
+    r = await checkHost({ name: a.address, port: a.port, timeoutMs: 5000, connectionType: 'ssh', quick: true, hostKeys: [b.hostKey('ecdsa')] });
+    assert.equal(r.ok, false);
+    if (!r.ok) assert.equal(r.code, 'EHOSTKEY');
+  });
+
   it('reports a closed port fast, and a stopped server until it is back', async () => {
     const port = await freePort('127.0.0.23');
     let r = await checkHost({ name: '127.0.0.23', port, timeoutMs: 5000, connectionType: 'ssh', hostKeys: [] });
