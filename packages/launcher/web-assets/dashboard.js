@@ -169,6 +169,12 @@
       }
       if (ser.area && d) d += ` L${x(until).toFixed(1)} ${y(0)} L${x(since).toFixed(1)} ${y(0)} Z`;
       s.append(svg('path', { class: ser.cls, d: d.trim() }));
+      if (!ser.area) {
+        // a bucket without neighbours draws no line: mark every bucket that has data
+        for (const p of ser.points) {
+          if (p.v !== null) s.append(svg('circle', { class: 'dot ' + ser.cls, cx: x(p.t).toFixed(1), cy: y(p.v).toFixed(1), r: 2.5 }));
+        }
+      }
     }
     container.replaceChildren(s);
     container.dataset.points = String(values.length);
