@@ -84,7 +84,10 @@ if (!env.NODEPOOL_TEST_MYSQL && hasMariadb) {
 
 const concurrency = env.NODEPOOL_TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
+  // A test file that leaves a handle open must not hang CI (force-exit), and no single test may
+  // run away (timeout; the real diskimage-builder test sets its own, longer one).
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-force-exit',
+    `--test-timeout=${env.NODEPOOL_TEST_TIMEOUT_MS ?? 600000}`, ...files],
   { stdio: 'inherit', env });
 child.on('exit', (code, signal) => {
   stopServices();
