@@ -409,3 +409,29 @@ test('kill -9 of the lease holder: a restarted launcher re-locks the nodes as it
   assert.equal((del.json() as LeaseJson).state, 'returned');
   await waitFor('node deleted', async () => (await zk.getNode(nodeId)) === null, 20_000, 100);
 });
+
+test('after a ZooKeeper session expiry the holder takes its node locks again', async () => {
+  const { expireSession } = await import('../../core/test/zk-helpers.js');
+  const lw = await start();
+  const t = await token(lw, 'session');
+  const r = await http(`${lw.url}/api/v1/leases`, jsonBody('POST', { labels: { 'fake-label': 1 }, ttl: 600, wait: 20 }, t));
+  assert.equal(r.status, 201);
+  const l = r.json() as LeaseJson;
+  const nodeId = l.nodes[0]?.id ?? '';
+  await expireSession(lw.launcher.zk);
+  const settled = await waitFor('lease settled after the session loss', async () => {
+    const x = await lease(lw, l.id);
+    if (x.state === 'lost') return x;
+    const locked = await lw.zk.isNodeLocked(nodeId).catch(() => false);
+    return x.state === 'active' && locked && lw.launcher.webApp?.leases?.heldLeaseIds().includes(l.id) ? x : null;
+  }, 40_000, 200);
+  if (settled.state === 'active') {
+    assert.equal(await nodeState(lw.zk, nodeId), 'in-use');
+    const del = await http(`${lw.url}/api/v1/leases/${l.id}`, { method: 'DELETE', headers: { Authorization: `Bearer ${t}` } });
+    assert.equal((del.json() as LeaseJson).state, 'returned');
+  } else {
+    assert.match(settled.error ?? '', /ZooKeeper session/);
+  }
+  // either way nothing stays behind in-use
+  await waitFor('node gone or free', async () => (await nodeState(lw.zk, nodeId)) !== 'in-use', 20_000, 100);
+});

@@ -266,6 +266,14 @@ export class LeaseManager {
   private stopped = false;
   private recovering: Promise<void> = Promise.resolve();
   private readonly onRequest = (id: string, req: NodeRequest | null) => this.requestChanged(id, req);
+  private sessionLost = false;
+  private readonly onSession = (s: string) => {
+    if (s === 'lost') this.sessionLost = true;
+    else if (s === 'connected' && this.sessionLost) {
+      this.sessionLost = false;
+      void this.reacquire();
+    }
+  };
   /** leases changed (dashboard, metrics) */
   onChange: (() => void) | null = null;
 
@@ -282,6 +290,7 @@ export class LeaseManager {
    */
   start(): void {
     this.host.events.on('request', this.onRequest);
+    this.host.zk.on('state', this.onSession);
     this.recovering = this.recover().catch((err: unknown) => {
       this.log.error({ err: (err as Error).message }, `lease recovery failed: ${(err as Error).message}`);
     });
@@ -297,6 +306,7 @@ export class LeaseManager {
     if (this.stopped) return;
     this.stopped = true;
     this.host.events.off('request', this.onRequest);
+    this.host.zk.off('state', this.onSession);
     if (this.timer) clearInterval(this.timer);
     // transitions in flight finish first; a recovery still waiting for a dead session's locks
     // (up to recoveryLockTimeoutMs) is not worth delaying the stop for
@@ -722,6 +732,53 @@ export class LeaseManager {
         this.pending.delete(p.requestId);
         await this.host.zk.deleteNodeRequest(p.requestId).catch(() => undefined);
       }
+    }
+  }
+
+  /**
+   * Our ZooKeeper session expired and a new one began: the node locks went with the old one.
+   * Take them again at once (the nodes are `in-use` and unlocked, so any DeletedNodeWorker may
+   * reap them meanwhile: what is gone is reported on the lease, as after a crash).
+   */
+  private async reacquire(): Promise<void> {
+    for (const [leaseId, nodes] of [...this.held]) {
+      if (this.stopped) return;
+      await this.serial(leaseId, async () => {
+        const kept: Node[] = [];
+        const lost: string[] = [];
+        for (const node of nodes) {
+          if (this.host.zk.holdsLock(node)) {
+            kept.push(node);
+            continue;
+          }
+          const again = newNode({ id: node.id });
+          let ok = false;
+          try {
+            ok = await this.host.zk.lockNode(again, { blocking: true, timeoutMs: NODE_LOCK_TIMEOUT_MS, refresh: true });
+          } catch {
+            ok = false;
+          }
+          if (ok && again.state === 'in-use' && again.allocated_to === node.allocated_to) kept.push(again);
+          else {
+            if (ok) await this.host.zk.unlockNode(again).catch(() => undefined);
+            lost.push(node.id ?? '');
+          }
+        }
+        if (kept.length === 0) {
+          this.held.delete(leaseId);
+          await this.store.update(leaseId, OPEN_STATES, { state: 'lost', ended_at: now(), error: 'the nodes were lost with the launcher\'s ZooKeeper session' });
+          this.log.warn({ lease: leaseId, nodes: lost }, `Lease ${leaseId}: lost with the ZooKeeper session`);
+        } else {
+          this.held.set(leaseId, kept);
+          if (lost.length > 0) {
+            await this.store.update(leaseId, OPEN_STATES, { error: `nodes ${lost.join(', ')} were lost with the launcher's ZooKeeper session` });
+          }
+          this.log.info({ lease: leaseId, nodes: kept.map((n) => n.id), lost }, `Lease ${leaseId}: node locks taken again after a session loss`);
+        }
+        this.changed(leaseId);
+      }).catch((err: unknown) => {
+        this.log.error({ lease: leaseId, err: (err as Error).message }, `Lease ${leaseId}: could not lock its nodes again`);
+      });
     }
   }
 
