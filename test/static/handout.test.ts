@@ -88,19 +88,24 @@ test('max-parallel-jobs bounds concurrent hand-outs of one host', async () => {
   await new Promise((r) => setTimeout(r, 500));
   const states = await Promise.all(ids.map(async (id) => (await zk.getNodeRequest(id))?.state));
   assert.equal(states.filter((s) => s === 'fulfilled').length, 2, `states ${states.join(',')}`);
-  assert.equal(states.filter((s) => s === 'pending' || s === 'requested').length, 2);
+  assert.equal(states.filter((s) => s === 'pending' || s === 'requested').length, 2, `states ${states.join(',')}`);
   const handed = fulfilled.flatMap((r) => r?.nodes ?? []);
-  assert.equal(new Set(handed).size, 2, 'two different slots');
+  assert.equal(new Set(handed).size, 2, `two different slots: ${handed.join(',')}`);
   // one job ends: exactly one more request is served
   const first = fulfilled[0];
   assert.ok(first);
   const use = await useNode(zk, first.nodes[0] ?? '');
   await zk.deleteNodeRequest(first.id ?? '');
   await use.finish();
+  let last = '';
   await waitFor('third fulfilled', async () => {
     await sample();
     const reqs = await Promise.all(ids.map((id) => zk.getNodeRequest(id)));
+    last = reqs.map((r) => r?.state ?? 'gone').join(',')
+      + ` nodes: ${(await providerNodes(zk)).map((n) => `${n.id}:${n.state}:${n.allocated_to}`).join(' ')}`;
     return reqs.filter((r) => r?.state === 'fulfilled').length === 2 && reqs.filter((r) => r === null).length === 1;
+  }, 30_000).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; last seen: ${last}`);
   });
   await sample();
   assert.ok(maxSeen <= 2, `at most 2 slots ever existed (saw ${maxSeen})`);

@@ -36,7 +36,7 @@ export function hostYaml(h: HostSpec): string {
     `            labels: [${h.labels.join(', ')}]`,
     `            username: ${h.username ?? currentUser()}`,
     `            connection-port: ${h.port ?? h.sshd.port}`,
-    `            timeout: ${h.timeout ?? 3}`,
+    `            timeout: ${h.timeout ?? 5}`,
   ];
   if (h.connectionType) lines.push(`            connection-type: ${h.connectionType}`);
   if (h.maxParallelJobs !== undefined) lines.push(`            max-parallel-jobs: ${h.maxParallelJobs}`);

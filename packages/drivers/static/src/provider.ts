@@ -14,7 +14,7 @@ import type { Logger } from '@nodepool-ts/core/log';
 import { cloneNode, newNode, type Node } from '@nodepool-ts/core/model';
 import { nowSeconds } from '@nodepool-ts/core/util';
 import { Lock, LockTimeoutError, mapLimit, paths, type ZooKeeper } from '@nodepool-ts/core/zk';
-import { checkHost, SSH_CONNECTION_TYPES, type HostAddress, type HostCheckResult } from './check.js';
+import { checkHost, normalizeHostKey, SSH_CONNECTION_TYPES, type HostAddress, type HostCheckResult } from './check.js';
 import type { StaticErrorCode } from './errors.js';
 import {
   describeScriptResult, labelReadyScript, outputExcerpt, readyScriptTimeoutMs, runReadyScript,
@@ -430,7 +430,7 @@ export class StaticNodeManager {
 
   private hostKeysFor(d: DesiredHost, scanned: readonly string[]): string[] {
     if (!SSH_CONNECTION_TYPES.has(d.node.connectionType)) return [];
-    return d.node.hostKey.length > 0 ? [...d.node.hostKey] : [...scanned];
+    return d.node.hostKey.length > 0 ? d.node.hostKey.map(normalizeHostKey) : [...scanned];
   }
 
   private changedFields(n: Node, d: DesiredHost): string | null {
