@@ -22,8 +22,10 @@ case "$cmd" in
     rm -f "$dir/url"
     args=(--import tsx "$root/test/openstack-sim/main.ts" --port "$port" --dir "$dir")
     [ -n "$config" ] && args+=(--config "$config")
-    (cd "$root" && nohup node "${args[@]}" > "$dir/sim.log" 2>&1 &
-     echo $! > "$dir/sim.pid")
+    cd "$root"
+    # node itself is the background job (its pid is the one to stop) and holds none of our fds
+    nohup node "${args[@]}" > "$dir/sim.log" 2>&1 < /dev/null &
+    echo $! > "$dir/sim.pid"
     for _ in $(seq 1 200); do
       if [ -s "$dir/url" ]; then cat "$dir/url"; exit 0; fi
       kill -0 "$(cat "$dir/sim.pid")" 2>/dev/null || { echo "openstack-sim.sh: simulator exited; see $dir/sim.log" >&2; tail -20 "$dir/sim.log" >&2; exit 1; }
