@@ -345,6 +345,11 @@ async function readPrivateKey(path: string): Promise<Buffer> {
 }
 
 export interface ReadyScriptOptions {
+  /**
+   * A script set closer to the node than its label (e.g. a provider image's `ready-script`,
+   * which the seed-era config allowed); relative to script-dir like the label's. null = none.
+   */
+  script?: string | null;
   timeoutMs?: number;
   outputLimit?: number;
   signal?: AbortSignal;
@@ -356,7 +361,9 @@ export interface ReadyScriptOptions {
  */
 export async function runReadyScript(node: Node, label: string, config: Config,
   opts: ReadyScriptOptions = {}): Promise<ReadyScriptResult> {
-  const script = labelReadyScript(config, label);
+  const script = opts.script !== undefined
+    ? (opts.script === null || opts.script === '' ? null : resolveScriptPath(config, opts.script))
+    : labelReadyScript(config, label);
   const none = { output: '', outputBytes: 0, truncated: false, durationMs: 0, exitCode: null, signal: null, timedOut: false };
   if (script === null) return { ...none, ok: true, error: null, script: null, label };
   const bad = (error: string): ReadyScriptResult => ({ ...none, ok: false, error, script, label });
