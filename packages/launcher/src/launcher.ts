@@ -17,6 +17,7 @@ import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js
 import { CleanupWorker } from './cleanup-worker.js';
 import { MinReadyWorker } from './min-ready.js';
 import { LauncherEvents } from './events.js';
+import { keyscan } from '@nodepool-ts/driver-static';
 import { StatsElection } from './election.js';
 import { LauncherRecording } from './recording.js';
 import { WebApp, type WebAppOptions } from './web/server.js';
@@ -45,6 +46,8 @@ export interface LauncherOptions {
 export class Launcher implements LauncherContext {
   readonly hostname: string;
   readonly events = new LauncherEvents();
+  /** host-key scan of booted cloud servers (host-key-checking): TCP, then the SSH host keys */
+  readonly keyscan = keyscan;
   config!: Config;
   zk!: ZooKeeper;
   nodeCache!: NodeCache;
@@ -207,6 +210,7 @@ export class Launcher implements LauncherContext {
       const mgr = createProviderManager(p, {
         stateDir: config.stateDir,
         config,
+        currentConfig: () => this.config,
         zk: this.zk,
         nodeCache: this.nodeCache,
         logger: (name) => this.logger(name),
