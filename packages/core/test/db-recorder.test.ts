@@ -1,0 +1,306 @@
+// The Recorder against a healthy SQLite and MariaDB: current rows, event trails in order,
+// launch attempts, builds/uploads, retention, and the query helpers the CLI uses.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  Recorder, openDatabase, queryDeletedNodes, queryHistory, queryStats, percentile, type Database,
+} from '../src/db/index.js';
+import type { ImageBuild, ImageUpload, Node } from '../src/model/types.js';
+import {
+  captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
+} from './db-fixtures.js';
+
+interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
+interface Backend { name: string; fresh(): Promise<Fresh> }
+
+const L = { launcher: 'nl01-1-PoolWorker.fake-provider-main' };
+
+async function withRecorder<T>(f: Fresh, opts: Partial<ConstructorParameters<typeof Recorder>[0]>,
+  fn: (rec: Recorder, db: Database) => Promise<T>): Promise<T> {
+  const rec = new Recorder({ databaseUri: f.uri, stateDir: f.stateDir, flushIntervalMs: 20, log: captureLog().log, ...opts });
+  await rec.start();
+  const db = await openDatabase(f.uri, f.stateDir);
+  try {
+    return await fn(rec, db);
+  } finally {
+    await rec.stop();
+    await db.close();
+  }
+}
+
+function suite(backend: Backend): void {
+  describe(`recorder on ${backend.name}`, () => {
+    test('node and request changes give current rows and the full trail in order', async () => {
+      const f = await backend.fresh();
+      try {
+        await withRecorder(f, {}, async (rec, db) => {
+          const t0 = Date.now() / 1000;
+          let req = makeRequest('200-0000000001', 'requested', { extra: { created_time: t0 - 0.5 } });
+          rec.requestChanged(null, req, { launcher: 'zuul' });
+          const r1 = withState(req, 'pending');
+          rec.requestChanged(req, r1, L);
+          req = r1;
+
+          let node: Node = makeNode('0000000001', 'init', { created_time: t0 });
+          rec.nodeChanged(null, node, { ...L, reason: 'launch for 200-0000000001' });
+          const steps: Node['state'][] = ['building', 'ready'];
+          for (const s of steps) {
+            const next = withState(node, s);
+            rec.nodeChanged(node, next, L);
+            node = next;
+          }
+          rec.launchAttempt({ nodeId: '0000000001', provider: 'fake-provider', pool: 'main', label: 'ubuntu-bionic', attempt: 1,
+            startedAt: Date.now() - 900, endedAt: Date.now() - 500, result: 'error.status', error: 'server went to ERROR', launcher: L.launcher });
+          rec.launchAttempt({ nodeId: '0000000001', provider: 'fake-provider', pool: 'main', label: 'ubuntu-bionic', attempt: 2,
+            startedAt: Date.now() - 400, endedAt: Date.now(), result: 'ready', launcher: L.launcher });
+          // an update without a state change: new current row, no event
+          const moved = { ...node, public_ipv4: '198.51.100.7', allocated_to: '200-0000000001' };
+          rec.nodeChanged(node, moved, L);
+          node = moved;
+          const r2 = withState(req, 'fulfilled', { nodes: ['0000000001'] });
+          rec.requestChanged(req, r2, L);
+          rec.requestChanged(r2, null, { launcher: 'zuul' });
+          for (const s of ['in-use', 'used', 'deleting', 'deleted'] as const) {
+            const next = withState(node, s);
+            rec.nodeChanged(node, next, { launcher: s === 'in-use' || s === 'used' ? 'zuul' : L.launcher });
+            node = next;
+          }
+          rec.nodeChanged(node, null, { ...L, reason: 'server deleted' });
+          // the caller may keep mutating its objects: the recorder took a snapshot
+          node.state = 'ready';
+          assert.ok(await rec.flush(10_000));
+
+          const trail = await queryHistory(db, { node: '0000000001' });
+          assert.deepEqual(trail.map((e) => [e.fromState, e.toState]), [
+            [null, 'init'], ['init', 'building'], ['building', 'ready'], ['ready', 'in-use'], ['in-use', 'used'],
+            ['used', 'deleting'], ['deleting', 'deleted'], ['deleted', null],
+          ]);
+          assert.equal(trail[0]?.reason, 'launch for 200-0000000001');
+          assert.equal(trail[3]?.launcher, 'zuul');
+          assert.equal(trail[7]?.reason, 'server deleted');
+          for (const e of trail) {
+            assert.equal(e.label, 'ubuntu-bionic');
+            assert.equal(e.provider, 'fake-provider');
+          }
+
+          const row = await db.knex('nodes').where('id', '0000000001').first();
+          assert.equal(row.state, 'deleted');
+          assert.equal(row.public_ipv4, '198.51.100.7');
+          assert.equal(row.allocated_to, '200-0000000001');
+          assert.equal(row.external_id, 'srv-0000000001');
+          assert.ok(row.deleted_at >= t0);
+          assert.ok(row.ready_at >= t0 && row.in_use_at >= row.ready_at);
+          assert.equal(row.created_time, t0);
+
+          const rrow = await db.knex('requests').where('id', '200-0000000001').first();
+          assert.equal(rrow.state, 'fulfilled');
+          assert.equal(rrow.priority, 200);
+          assert.equal(rrow.labels, 'ubuntu-bionic');
+          assert.equal(rrow.nodes, '0000000001');
+          assert.equal(rrow.created_at, t0 - 0.5, 'created_time sent by the requestor');
+          assert.ok(rrow.latency_ms >= 500, `latency ${rrow.latency_ms}`);
+          assert.ok(rrow.deleted_at !== null);
+          const revents = await db.knex('request_events').where('request_id', '200-0000000001').orderBy('id');
+          assert.deepEqual(revents.map((e: { from_state: string | null; to_state: string | null }) => [e.from_state, e.to_state]),
+            [[null, 'requested'], ['requested', 'pending'], ['pending', 'fulfilled'], ['fulfilled', null]]);
+
+          const attempts = await db.knex('launch_attempts').where('node_id', '0000000001').orderBy('attempt');
+          assert.deepEqual(attempts.map((a: { result: string }) => a.result), ['error.status', 'ready']);
+          assert.equal(attempts[0].error, 'server went to ERROR');
+
+          const deleted = await queryDeletedNodes(db);
+          assert.deepEqual(deleted.map((d) => [d.id, d.lastState]), [['0000000001', 'deleted']]);
+
+          const stats = await queryStats(db);
+          assert.equal(stats.rows.length, 1);
+          const s = stats.rows[0];
+          assert.ok(s);
+          assert.equal(s.label, 'ubuntu-bionic');
+          assert.equal(s.provider, 'fake-provider');
+          assert.equal(s.launched, 1);
+          assert.equal(s.ready, 1);
+          assert.equal(s.failedAttempts, 1);
+          assert.equal(s.requests, 1);
+          assert.equal(s.fulfilled, 1);
+          assert.ok(s.launchP50 !== null && s.launchP50 >= 0);
+          assert.ok(s.fulfilP95 !== null && s.fulfilP95 >= 0.5);
+          assert.ok(s.readyBeforeUseP50 !== null);
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('thousands of events over many batches arrive complete and in order', async () => {
+      const f = await backend.fresh();
+      try {
+        await withRecorder(f, { batchSize: 97 }, async (rec, db) => {
+          const states: Node['state'][] = ['init', 'building', 'ready', 'in-use', 'used', 'deleting'];
+          const expected: string[] = [];
+          for (let i = 0; i < 400; i++) {
+            const id = String(i).padStart(10, '0');
+            let prev: Node | null = null;
+            for (const s of states) {
+              const next: Node = makeNode(id, s, { provider: i % 2 ? 'p-odd' : 'p-even' });
+              rec.nodeChanged(prev, next, L);
+              expected.push(`${id}:${s}`);
+              prev = next;
+            }
+          }
+          assert.ok(await rec.flush(30_000));
+          const rows = await db.knex('node_events').select('node_id', 'to_state').orderBy('id');
+          assert.equal(rows.length, expected.length);
+          assert.deepEqual(rows.map((r: { node_id: string; to_state: string }) => `${r.node_id}:${r.to_state}`), expected);
+          const current = await db.knex('nodes').count({ n: '*' }).first();
+          assert.equal(Number(current?.n), 400);
+          assert.equal(rec.status().written, expected.length);
+          const byProvider = await queryHistory(db, { provider: 'p-odd', since: 0 });
+          assert.equal(byProvider.length, expected.length / 2);
+          const last = await queryHistory(db, { label: 'ubuntu-bionic', limit: 5 });
+          assert.deepEqual(last.map((e) => e.toState), ['init', 'building', 'ready', 'in-use', 'used', 'deleting'].slice(1));
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('image builds and uploads keep their state and durations', async () => {
+      const f = await backend.fresh();
+      try {
+        await withRecorder(f, {}, async (rec, db) => {
+          const t = Date.now() / 1000;
+          const b: ImageBuild = { id: '0000000003', image: 'ubuntu-bionic', state: 'building', state_time: t - 60, builder: 'nb01',
+            builder_id: 'uuid-1', formats: [], username: 'zuul' };
+          rec.buildChanged(null, b);
+          const b2: ImageBuild = { ...b, state: 'ready', state_time: t, formats: ['vhd', 'qcow2'] };
+          rec.buildChanged(b, b2);
+          const u: ImageUpload = { id: '0000000001', image: 'ubuntu-bionic', build_id: '0000000003', provider: 'fake-provider',
+            state: 'uploading', state_time: t, external_id: null, external_name: 'ubuntu-bionic-1', format: 'qcow2', username: 'zuul' };
+          rec.uploadChanged(null, u);
+          rec.uploadChanged(u, { ...u, state: 'ready', state_time: t + 30, external_id: 'img-1' });
+          assert.ok(await rec.flush());
+          const build = await db.knex('image_builds').first();
+          assert.equal(build.state, 'ready');
+          assert.equal(build.formats, 'qcow2,vhd');
+          assert.equal(build.duration_s, 60);
+          const up = await db.knex('image_uploads').first();
+          assert.equal(up.state, 'ready');
+          assert.equal(up.external_id, 'img-1');
+          assert.equal(up.duration_s, 30);
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('retention deletes history older than retentionDays and keeps the rest', async () => {
+      const f = await backend.fresh();
+      try {
+        const db = await openDatabase(f.uri, f.stateDir);
+        const old = Date.now() / 1000 - 10 * 86_400;
+        await db.knex('node_events').insert({ uid: 'old-1', node_id: '0000000099', from_state: null, to_state: 'init', at: old });
+        await db.knex('nodes').insert({ id: '0000000099', state: 'deleted', deleted_at: old, updated_at: old });
+        await db.close();
+        await withRecorder(f, { retentionDays: 7 }, async (rec, db2) => {
+          rec.nodeChanged(null, makeNode('0000000100', 'init'), L);
+          assert.ok(await rec.flush());
+          for (let i = 0; i < 100; i++) {
+            const n = await db2.knex('node_events').where('uid', 'old-1').count({ n: '*' }).first();
+            if (Number(n?.n) === 0) break;
+            await new Promise((r) => setTimeout(r, 50));
+          }
+          assert.deepEqual((await db2.knex('node_events').select('node_id')).map((r: { node_id: string }) => r.node_id), ['0000000100']);
+          assert.deepEqual((await db2.knex('nodes').select('id')).map((r: { id: string }) => r.id), ['0000000100']);
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('an event the database refuses is dropped alone; the rest of its batch is written',
+      { skip: backend.name === 'sqlite' ? 'SQLite stores any value in any column' : false }, async () => {
+        const f = await backend.fresh();
+        try {
+          const cap = captureLog();
+          await withRecorder(f, { log: cap.log }, async (rec, db) => {
+            rec.nodeChanged(null, makeNode('0000000001', 'ready'), L);
+            // out of BIGINT range: strict MySQL refuses the row
+            rec.nodeChanged(null, makeNode('0000000002', 'hold', { hold_expiration: 1e300 }), L);
+            rec.nodeChanged(null, makeNode('0000000003', 'ready'), L);
+            assert.ok(await rec.flush());
+            const ids = (await db.knex('node_events').select('node_id').orderBy('id')).map((r: { node_id: string }) => r.node_id);
+            assert.deepEqual(ids, ['0000000001', '0000000003']);
+            assert.equal(rec.status().dropped, 1);
+            assert.ok(cap.lines.some((l) => l.level === 'error' && /refused a node event/.test(l.msg)), cap.text());
+            // later events still flow
+            rec.nodeChanged(null, makeNode('0000000004', 'ready'), L);
+            assert.ok(await rec.flush());
+            assert.equal(Number((await db.knex('node_events').count({ n: '*' }).first())?.n), 3);
+          });
+        } finally {
+          await f.cleanup();
+        }
+      });
+
+    test('stop() writes what is still queued', async () => {
+      const f = await backend.fresh();
+      try {
+        const rec = new Recorder({ databaseUri: f.uri, stateDir: f.stateDir, flushIntervalMs: 60_000, batchSize: 100_000, log: captureLog().log });
+        await rec.start();
+        for (let i = 0; i < 50; i++) rec.nodeChanged(null, makeNode(`s${i}`, 'ready'), L);
+        await rec.stop();
+        // recording after stop is ignored, never thrown
+        rec.nodeChanged(null, makeNode('late', 'ready'), L);
+        const db = await openDatabase(f.uri, f.stateDir);
+        const n = await db.knex('node_events').count({ n: '*' }).first();
+        assert.equal(Number(n?.n), 50);
+        await db.close();
+      } finally {
+        await f.cleanup();
+      }
+    });
+  });
+}
+
+test('record calls never throw, even for malformed objects', () => {
+  const dir = tempDir();
+  const rec = new Recorder({ databaseUri: null, stateDir: dir.dir, log: captureLog().log });
+  const bad = { id: '1', state: 'ready', type: 'not-a-list' } as unknown as Node;
+  assert.doesNotThrow(() => rec.nodeChanged(null, bad, L));
+  assert.doesNotThrow(() => rec.nodeChanged(null, null, L));
+  assert.doesNotThrow(() => rec.requestChanged(null, { id: '5-1' } as never, L));
+  assert.doesNotThrow(() => rec.launchAttempt({} as never));
+  assert.equal(rec.status().enqueued, 1, 'the bare-string type is wrapped; the broken request is not recorded');
+  dir.remove();
+});
+
+test('percentile is nearest-rank', () => {
+  assert.equal(percentile([], 50), null);
+  assert.equal(percentile([3, 1, 2], 50), 2);
+  assert.equal(percentile([1, 2, 3, 4], 50), 2);
+  assert.equal(percentile(Array.from({ length: 100 }, (_, i) => i + 1), 95), 95);
+  assert.equal(percentile([7], 95), 7);
+});
+
+suite({
+  name: 'sqlite',
+  async fresh() {
+    const d = tempDir();
+    return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
+  },
+});
+
+describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
+  let server: { uri: string; close(): void } | null = null;
+  before(async () => { server = await sharedMariaDb(); });
+  after(() => server?.close());
+  suite({
+    name: 'mariadb',
+    async fresh() {
+      if (server === null) throw new Error('MariaDB not started');
+      const db = await freshMysqlDatabase(server.uri);
+      const d = tempDir();
+      return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
+    },
+  });
+});
