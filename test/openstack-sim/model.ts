@@ -175,6 +175,10 @@ export interface SimFaults {
   rules: FaultRule[];
   /** what a new server ends as: ACTIVE, ERROR, or BUILD (stuck forever) */
   bootResult: 'ACTIVE' | 'ERROR' | 'BUILD';
+  /** the next this-many new servers go to ERROR whatever bootResult says (counts down) */
+  errorNextBoots: number;
+  /** the next this-many new servers stay in BUILD forever (counts down) */
+  stuckNextBoots: number;
   /** how long new servers stay in BUILD */
   bootDelayMs: number;
   /** how long a deleted server stays visible (task_state deleting) */
@@ -195,7 +199,7 @@ export interface SimFaults {
 
 export function defaultFaults(): SimFaults {
   return {
-    rules: [], bootResult: 'ACTIVE', bootDelayMs: 50, deleteDelayMs: 50, deleteHang: false,
+    rules: [], bootResult: 'ACTIVE', errorNextBoots: 0, stuckNextBoots: 0, bootDelayMs: 50, deleteDelayMs: 50, deleteHang: false,
     quotaExceeded: false, leakPortsOnDelete: false, noAddresses: false, sshDown: false, down: false,
   };
 }

@@ -143,7 +143,12 @@ export class OpenStackSim {
 
   /** Merge fault settings; `rules` replaces the rule list when given. */
   setFaults(f: Partial<SimFaults>): void {
+    const wasHanging = this.faults.deleteHang;
     this.faults = { ...this.faults, ...f };
+    // deletes that hung complete once the hang is lifted
+    if (wasHanging && !this.faults.deleteHang) {
+      for (const s of this.state.servers.values()) if (s.deletingSince) this.scheduleDeletion(s);
+    }
     if (f.down) for (const s of this.sockets) s.destroy();
     if (f.sshDown !== undefined) this.ssh?.setDown(f.sshDown);
   }
@@ -225,8 +230,15 @@ export class OpenStackSim {
   }
 
   scheduleActivation(server: SimServer): void {
-    if (this.faults.bootResult === 'BUILD') return;
-    const result = this.faults.bootResult;
+    let result = this.faults.bootResult;
+    if (this.faults.stuckNextBoots > 0) {
+      this.faults = { ...this.faults, stuckNextBoots: this.faults.stuckNextBoots - 1 };
+      result = 'BUILD';
+    } else if (this.faults.errorNextBoots > 0) {
+      this.faults = { ...this.faults, errorNextBoots: this.faults.errorNextBoots - 1 };
+      result = 'ERROR';
+    }
+    if (result === 'BUILD') return;
     this.later(this.faults.bootDelayMs, () => activateServer(this, server.id, result));
   }
 
@@ -258,8 +270,8 @@ export class OpenStackSim {
         service, method: (req.method ?? 'GET').toUpperCase(), path, query: url.searchParams, headers: req.headers,
         raw: req, base: this.baseUrl, auth: this.tokenFor(req.headers['x-auth-token']),
       };
+      this.count(simReq); // faulted calls count too: they were made
       if (await this.applyFaults(simReq, res, headers)) return;
-      this.count(simReq);
       let r: SimResponse;
       switch (service) {
         case 'identity': r = await handleIdentity(this, simReq); break;
