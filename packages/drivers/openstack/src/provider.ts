@@ -38,6 +38,7 @@ const NETWORK_CACHE_MS = 600_000;
 const IMAGE_CACHE_MS = 300_000;
 const IMAGE_MISS_CACHE_MS = 10_000;
 const DEFAULT_POLL_MS = 2000;
+const VALIDATE_DELAY_MS = 2000;
 /** How long a finished upload may take to become `active` in Glance (async backends). */
 const IMAGE_ACTIVE_WAIT_MS = 3_600_000;
 /** Prefix of the description of every floating IP we create: how cleanup recognises ours. */
@@ -103,6 +104,7 @@ export class OpenStackProviderManager implements ProviderManager {
   private started = false;
   private stopped = false;
   private startError: ProviderError | null = null;
+  private validateTimer: NodeJS.Timeout | null = null;
   private quotaCache: Cached<QuotaInfo> | null = null;
   private flavorCache: Cached<FlavorInfo[]> | null = null;
   private azCache: Cached<string[]> | null = null;
@@ -162,12 +164,17 @@ export class OpenStackProviderManager implements ProviderManager {
       this.log.error({ provider: this.name }, `provider ${this.name}: ${this.startError.message}`);
       return;
     }
-    if (this.opts.validateOnStart !== false) void this.validate();
+    // A moment later, so short-lived users (the CLI) stop before it begins.
+    if (this.opts.validateOnStart !== false) {
+      this.validateTimer = setTimeout(() => void this.validate(), VALIDATE_DELAY_MS);
+      this.validateTimer.unref();
+    }
   }
 
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.validateTimer) clearTimeout(this.validateTimer);
     this.stopController.abort();
     this.poller.stop();
     this.limiter.close();
