@@ -28,7 +28,13 @@ free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close();});'
 }
 
-alive() { [ -f "$dir/mariadb.pid" ] && kill -0 "$(cat "$dir/mariadb.pid")" 2>/dev/null; }
+# Our server, not whatever process reused a stale pid: its command line names our data dir.
+alive() {
+  [ -f "$dir/mariadb.pid" ] || return 1
+  local pid; pid="$(cat "$dir/mariadb.pid")"
+  kill -0 "$pid" 2>/dev/null || return 1
+  [ ! -r "/proc/$pid/cmdline" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "--datadir=$dir/data"
+}
 
 uri() { echo "mysql://nodepool:$(cat "$dir/password")@127.0.0.1:$(cat "$dir/port")/nodepool"; }
 
@@ -93,9 +99,10 @@ SQL
     uri
     ;;
   stop)
+    dir="$(cd "$dir" 2>/dev/null && pwd || echo "$dir")"
     if [ -f "$dir/mariadb.pid" ]; then
       pid="$(cat "$dir/mariadb.pid")"
-      if kill -0 "$pid" 2>/dev/null; then
+      if alive; then
         kill -CONT "$pid" 2>/dev/null || true   # a stopped process would never see SIGTERM
         kill "$pid" 2>/dev/null || true
         for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

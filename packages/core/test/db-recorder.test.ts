@@ -2,9 +2,12 @@
 // launch attempts, builds/uploads, retention, and the query helpers the CLI uses.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import {
-  Recorder, openDatabase, queryDeletedNodes, queryHistory, queryStats, percentile, type Database,
+  Recorder, SPILL_FILE, openDatabase, queryDeletedNodes, queryGaps, queryHistory, queryStats, percentile, type Database,
 } from '../src/db/index.js';
+import { snapshotNode } from '../src/db/events.js';
 import type { ImageBuild, ImageUpload, Node } from '../src/model/types.js';
 import {
   captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
@@ -14,6 +17,10 @@ interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void>
 interface Backend { name: string; fresh(): Promise<Fresh> }
 
 const L = { launcher: 'nl01-1-PoolWorker.fake-provider-main' };
+
+function makeNodeSnapshot(id: string) {
+  return snapshotNode(makeNode(id, 'init'), id);
+}
 
 async function withRecorder<T>(f: Fresh, opts: Partial<ConstructorParameters<typeof Recorder>[0]>,
   fn: (rec: Recorder, db: Database) => Promise<T>): Promise<T> {
@@ -272,6 +279,36 @@ test('record calls never throw, even for malformed objects', () => {
   assert.doesNotThrow(() => rec.launchAttempt({} as never));
   assert.equal(rec.status().enqueued, 1, 'the bare-string type is wrapped; the broken request is not recorded');
   dir.remove();
+});
+
+test('a spill file left by a crash is written first; unreadable lines are a recorded gap', async () => {
+  const dir = tempDir();
+  try {
+    // what an earlier run left: two good events, a line cut by the crash in the middle, one more
+    // good event, and a last line without its newline
+    const ev = (uid: string, id: string, to: string) => JSON.stringify({
+      kind: 'node', uid, at: Date.now() / 1000 - 60, removed: false, from: null, to, transition: true,
+      launcher: 'nl-old', reason: null, node: { ...makeNodeSnapshot(id), state: to },
+    });
+    writeFileSync(join(dir.dir, SPILL_FILE), [ev('old-1', 'x1', 'init'), ev('old-2', 'x1', 'building'), '{"kind":"node","uid":"old-3",',
+      ev('old-4', 'x1', 'ready'), '{"kind":"no'].join('\n'));
+    const cap = captureLog();
+    await withRecorder({ uri: null, stateDir: dir.dir, cleanup: async () => undefined }, { log: cap.log }, async (rec, db) => {
+      rec.nodeChanged(null, makeNode('x2', 'ready'), L);
+      assert.ok(await rec.flush());
+      const rows = await db.knex('node_events').select('uid', 'node_id', 'to_state').orderBy('id');
+      assert.deepEqual(rows.map((r: { node_id: string; to_state: string }) => `${r.node_id}:${r.to_state}`), ['x1:init', 'x1:building', 'x1:ready', 'x2:ready']);
+      assert.ok(!existsSync(join(dir.dir, SPILL_FILE)));
+      for (let i = 0; i < 100 && !cap.lines.some((l) => /history incomplete/.test(l.msg)); i++) await new Promise((r) => setTimeout(r, 20));
+      const gaps = await queryGaps(db);
+      assert.equal(gaps.length, 1);
+      assert.equal(gaps[0]?.dropped, 2);
+      assert.match(gaps[0]?.reason ?? '', /unreadable lines in the spill file/);
+      assert.ok(cap.lines.some((l) => /not yet written by an earlier run/.test(l.msg)));
+    });
+  } finally {
+    dir.remove();
+  }
 });
 
 test('percentile is nearest-rank', () => {

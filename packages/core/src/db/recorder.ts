@@ -122,6 +122,18 @@ function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Stop waiting for `p` after `ms` (it keeps running; used for callbacks we cannot cancel). */
+async function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([p, new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`${what} took more than ${ms} ms`)), ms);
+    })]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 class WriteTimeout extends Error {
   constructor(ms: number) {
     super(`write timed out after ${ms} ms`);
@@ -697,7 +709,8 @@ export class Recorder {
     if (this.opts.reconcile !== undefined) {
       let snap: ReconcileSnapshot;
       try {
-        snap = await this.opts.reconcile();
+        // a hung snapshot must not hold the writer (or stop()) forever
+        snap = await deadline(this.opts.reconcile(), this.opts.writeTimeoutMs * 2, 'reading the ZooKeeper snapshot');
       } catch (err) {
         this.reconcileRetryAt = now() + this.opts.maxBackoffMs / 1000;
         this.log.warn({ err: message(err) }, 'recorder: reading ZooKeeper to reconcile history failed; will try again');
