@@ -14,9 +14,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { newNode, newNodeRequest, nodeToData, requestFromData, type NodeRequest } from '@nodepool-ts/core/model';
+import { newNode, nodeToData } from '@nodepool-ts/core/model';
 import { paths, ZooKeeper, mapLimit } from '@nodepool-ts/core/zk';
 import { configureLogging } from '@nodepool-ts/core/log';
+import { drive } from './zuul-client.js';
 
 configureLogging({ level: 'silent' });
 const root = resolve(import.meta.dirname, '..');
@@ -35,12 +36,6 @@ const { values: opts } = parseArgs({
 const N = Number(opts.requests);
 const C = Number(opts.concurrency);
 const COLD = Number(opts['cold-requests']);
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
-  return Math.round((sorted[Math.max(0, i)] ?? NaN) * 100) / 100;
-}
 
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -109,63 +104,6 @@ async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
     if (Date.now() > end) throw new Error('timeout');
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-/** Resolve when the request reaches fulfilled/failed, using ZooKeeper data watches. */
-function watchRequest(zk: ZooKeeper, id: string): Promise<NodeRequest> {
-  return new Promise((resolvePromise, reject) => {
-    const check = (): void => {
-      zk.client.getData(paths.request(id), () => check(), (err, data) => {
-        if (err) return reject(err);
-        const r = requestFromData(id, data ?? null);
-        if (r && (r.state === 'fulfilled' || r.state === 'failed')) resolvePromise(r);
-      });
-    };
-    check();
-  });
-}
-
-/** One Zuul-like job: request, wait, lock, accept, use, return. Returns ms to fulfilment. */
-async function job(zk: ZooKeeper, label: string): Promise<number> {
-  const t0 = performance.now();
-  const req = newNodeRequest({ node_types: [label], requestor: 'bench-zuul' });
-  const id = await zk.submitNodeRequest(req, '200');
-  const done = await watchRequest(zk, id);
-  const latency = performance.now() - t0;
-  if (done.state !== 'fulfilled') throw new Error(`request ${id} ${done.state}`);
-  const nodes = [];
-  for (const nid of done.nodes) {
-    const n = await zk.getNode(nid);
-    if (!n || n.allocated_to !== id) throw new Error(`node ${nid} not allocated to ${id}`);
-    await zk.lockNode(n, { blocking: true, timeoutMs: 30_000 });
-    nodes.push(n);
-  }
-  await zk.deleteNodeRequest(id);
-  for (const n of nodes) {
-    n.state = 'in-use';
-    await zk.storeNode(n);
-    n.state = 'used';
-    await zk.storeNode(n);
-    await zk.unlockNode(n);
-  }
-  return latency;
-}
-
-async function drive(zk: ZooKeeper, label: string, total: number, concurrency: number) {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < total) {
-      next++;
-      lat.push(await job(zk, label));
-    }
-  }));
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  return { requests: total, concurrency, seconds: Math.round(secs * 100) / 100,
-    requests_per_s: Math.round((total / secs) * 10) / 10,
-    latency_ms: { p50: pct(lat, 50), p95: pct(lat, 95), p99: pct(lat, 99), max: pct(lat, 100) } };
 }
 
 async function connect(chroot: string): Promise<ZooKeeper> {

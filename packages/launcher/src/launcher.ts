@@ -26,6 +26,8 @@ import { LauncherMetrics } from './web/metrics.js';
 const CLEANUP_INTERVAL_MS = 60_000;
 const QUOTA_CACHE_MS = 300_000;
 const IMAGE_CACHE_MS = 2_000;
+/** after a peer launcher went away: time for the DeletedNodeWorker to reap its nodes first */
+const PEER_CLEANUP_DELAY_MS = 10_000;
 
 export interface LauncherOptions {
   configFile: string;
@@ -59,6 +61,8 @@ export class Launcher implements LauncherContext {
   private cleanupWorker!: CleanupWorker;
   private minReady!: MinReadyWorker;
   private launcherList: LauncherInfo[] = [];
+  private knownLaunchers = new Set<string>();
+  private peerCleanupTimer: NodeJS.Timeout | null = null;
   private cleanupTimer: NodeJS.Timeout | null = null;
   private cronTasks: { stop(): void }[] = [];
   private quotaCache = new Map<string, { at: number; value: Resources }>();
@@ -132,6 +136,7 @@ export class Launcher implements LauncherContext {
     if (this.options.secureFile) unwatchFile(this.options.secureFile);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     if (this.malformedTimer) clearInterval(this.malformedTimer);
+    if (this.peerCleanupTimer) clearTimeout(this.peerCleanupTimer);
     for (const t of this.cronTasks) t.stop();
     this.minReady?.stop();
     await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
@@ -394,12 +399,43 @@ export class Launcher implements LauncherContext {
     }
   }
 
+  /**
+   * Re-read the registered launchers and watch for the next change. A launcher whose registration
+   * vanished is dead (its session expired: its locks went with it) or stopped: its `pending`
+   * requests are reset for us at once rather than at the next cleanup cycle, and a cleanup cycle
+   * follows once its orphaned nodes were reaped, for the servers it created but never recorded.
+   */
   private async refreshLaunchers(): Promise<void> {
+    if (this.stopped) return;
     try {
+      await this.zk.mkdirp(paths.launchersRoot);
+      const ids = await this.zk.listChildren(paths.launchersRoot, this.launchersWatcher);
       this.launcherList = await this.zk.getRegisteredLaunchers();
+      const now = new Set(ids ?? []);
+      const ours = new Set(this.poolWorkers.map((w) => w.id));
+      const gone = [...this.knownLaunchers].filter((id) => !now.has(id) && !ours.has(id));
+      this.knownLaunchers = now;
+      if (gone.length > 0 && !this.stopped) this.peersGone(gone);
     } catch {
-      // keep the previous list
+      // keep the previous list; the next session event or change reads it again
     }
+  }
+
+  private readonly launchersWatcher = (): void => {
+    void this.refreshLaunchers();
+  };
+
+  private peersGone(ids: string[]): void {
+    this.log.info({ launchers: ids }, `Launcher(s) ${ids.join(', ')} went away; taking over their requests`);
+    void this.cleanupWorker.cleanupLostRequests().catch((err: unknown) => {
+      this.log.error({ err: (err as Error).message }, 'lost-request cleanup after a launcher went away failed');
+    });
+    if (this.peerCleanupTimer) return;
+    this.peerCleanupTimer = setTimeout(() => {
+      this.peerCleanupTimer = null;
+      if (!this.stopped) void this.cleanupWorker.run();
+    }, PEER_CLEANUP_DELAY_MS);
+    this.peerCleanupTimer.unref();
   }
 
   // ---- LauncherContext ----
