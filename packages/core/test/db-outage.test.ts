@@ -217,6 +217,25 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
     }
   });
 
+  test('stop() while start() is still connecting to a hung server ends cleanly, events kept', async () => {
+    const f = await fresh();
+    server.freeze();
+    const rec = new Recorder({ databaseUri: f.uri, stateDir: f.dir, log: captureLog().log, ...fast, writeTimeoutMs: 5000 });
+    try {
+      const starting = rec.start();
+      record(rec, 's', 7);
+      await new Promise((r) => setTimeout(r, 200));
+      await rec.stop();
+      await starting;
+      assert.ok(existsSync(join(f.dir, SPILL_FILE)), 'queued events kept for the next start');
+      assert.equal(rec.status().connected, false);
+    } finally {
+      server.thaw();
+      await rec.stop();
+      await f.cleanup();
+    }
+  });
+
   test('a wrong password: the recorder starts, logs user@host once without the password, keeps the events', async () => {
     const f = await fresh();
     const url = new URL(f.uri);

@@ -225,8 +225,10 @@ export class Recorder {
         this.stopped = true;
         throw err;
       }
-      this.failed(err);
+      if (!this.stopped) this.failed(err);
     }
+    // stop() was called while we were connecting: it already kept the queue; start nothing
+    if (this.stopped) return;
     this.tick = setInterval(() => this.onTick(), this.opts.flushIntervalMs);
     this.tick.unref();
     this.loop = this.writerLoop();
