@@ -20,6 +20,7 @@ export class LauncherRecording {
     this.recorder = new Recorder({
       databaseUri: cfg.databaseUri,
       stateDir: cfg.stateDir,
+      retentionDays: cfg.historyRetentionDays,
       launcher: `${launcher.hostname}-${process.pid}`,
       log: launcher.logger('nodepool.Recorder'),
       reconcile: async () => ({ nodes: await launcher.zk.getNodes(), requests: await launcher.zk.getNodeRequests() }),

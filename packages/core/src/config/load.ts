@@ -295,6 +295,8 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
       imageUpdate: t.cron?.['image-update'] ?? null,
     },
     databaseUri: secureDb ?? t.dburi ?? t.database ?? null,
+    historyRetentionDays: t['history-retention-days'] !== undefined && t['history-retention-days'] > 0
+      ? t['history-retention-days'] : null,
     stateDir,
     privateKey: fromConfig(t['private-key']),
     scriptDir: fromConfig(t['script-dir']),

@@ -133,6 +133,8 @@ export const topLevelSchema = obj({
   'script-dir': str().optional(),
   // nodepool-ts extension: where the launcher keeps its state
   'state-dir': str().optional(),
+  // nodepool-ts extension: days of history the database keeps (unset: everything, forever)
+  'history-retention-days': int().optional(),
 }).refine(...exclusive('dburi', 'database'));
 
 export type TopLevelIn = z.infer<typeof topLevelSchema>;

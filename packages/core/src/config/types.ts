@@ -214,6 +214,8 @@ export interface Config {
   cron: CronConfig;
   /** database URI (`dburi`/`database`, from the config or the secure file); null = embedded SQLite */
   databaseUri: string | null;
+  /** days of history the database keeps (`history-retention-days`); null = keep everything */
+  historyRetentionDays: number | null;
   /**
    * directory for launcher state (SQLite file, spill files): env NODEPOOL_STATE_DIR, else the
    * top-level `state-dir` key, else /var/lib/nodepool for a config under /etc, else
