@@ -46,11 +46,16 @@ export interface ConfigOverrides {
   provider?: string;
   mainPool?: string;
   fipPool?: string;
+  /** top-level YAML (images-dir, build-log-dir, ...) */
+  top?: string;
+  /** provider diskimage `meta` lines, indented for the entry */
+  diskimageMeta?: string;
 }
 
 export function openstackConfig(env: TestEnv, sim: OpenStackSim, sshPort: number, over: ConfigOverrides = {}): string {
   writeFileSync(join(env.dir, 'clouds.yaml'), simCloudsYaml(sim));
   return `${env.zkYaml}
+${over.top ?? ''}
 labels:
   - name: small
     min-ready: 0
@@ -63,6 +68,7 @@ labels:
 diskimages:
   - name: ubuntu
     formats: [qcow2]
+    elements: [ubuntu-minimal, vm]
 providers:
   - name: sim
     cloud: sim
@@ -75,6 +81,7 @@ ${over.provider ?? ''}
     diskimages:
       - name: ubuntu
         connection-port: ${sshPort}
+${over.diskimageMeta ?? ''}
     cloud-images:
       - name: cirros
         image-name: ${CIRROS}
