@@ -28,7 +28,8 @@ const { values: opts } = parseArgs({
     concurrency: { type: 'string', default: '8' },
     'cold-requests': { type: 'string', default: '300' },
     'list-sizes': { type: 'string', default: '1000,10000' },
-    'db': { type: 'string' },
+    // history recording: sqlite (embedded default), mariadb, off, or compare (off vs mariadb)
+    db: { type: 'string', default: 'sqlite' },
     'skip-list': { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
   },
@@ -84,11 +85,11 @@ providers:
 `;
 }
 
-function startLauncher(cfg: string): ChildProcess {
+function startLauncher(cfg: string, history = true): ChildProcess {
   // BENCH_LAUNCHER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the launcher.
   const nodeArgs = (process.env.BENCH_LAUNCHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   return spawn(process.execPath, [...nodeArgs, join(root, 'packages/launcher/bin/nodepool-launcher.js'), '-f', '-c', cfg,
-    '-p', join(work, `launcher-${randomBytes(3).toString('hex')}.pid`), '--no-webapp'],
+    '-p', join(work, `launcher-${randomBytes(3).toString('hex')}.pid`), '--no-webapp', ...(history ? [] : ['--no-history'])],
   { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'error', NODEPOOL_STATE_DIR: join(work, 'state') } });
 }
 
@@ -127,21 +128,44 @@ const result: Record<string, unknown> = { machine: { cores: (await import('node:
 try {
   // ---- warm and cold ----
   if (!opts['list-only']) {
-    const chroot = `/bench-${randomBytes(4).toString('hex')}`;
-    const cfg = join(work, 'bench.yaml');
-    writeFileSync(cfg, config(chroot, C * 4));
-    const zk = await connect(chroot);
-    const launcher = startLauncher(cfg);
-    await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready').length >= C * 4, 60_000);
-    await drive(zk, 'warm', Math.min(100, N), C); // warm-up
-    await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
-    result.warm = await drive(zk, 'warm', N, C);
-    result.launcher_rss_mb_after_warm = rssMb(launcher.pid ?? 0);
-    result.cold = await drive(zk, 'cold', COLD, C);
-    result.launcher_rss_mb_after_cold = rssMb(launcher.pid ?? 0);
-    await stopLauncher(launcher);
-    await zk.deleteRecursive('/nodepool').catch(() => undefined);
-    await zk.close();
+    const mode = opts.db ?? 'sqlite';
+    let mariadbUri: string | null = null;
+    if (mode === 'mariadb' || mode === 'compare') {
+      const r = spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'start', join(work, 'mariadb')], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`could not start MariaDB: ${r.stderr}`);
+      mariadbUri = r.stdout.trim().split('\n').pop() ?? null;
+    }
+    const runs: [string, boolean, string][] = mode === 'compare'
+      ? [['off', false, ''], ['mariadb', true, `dburi: '${mariadbUri}'`]]
+      : [[mode, mode !== 'off', mode === 'mariadb' ? `dburi: '${mariadbUri}'` : '']];
+    const byMode: Record<string, Record<string, unknown>> = {};
+    for (const [name, history, extra] of runs) {
+      const chroot = `/bench-${randomBytes(4).toString('hex')}`;
+      const cfg = join(work, `bench-${name}.yaml`);
+      writeFileSync(cfg, config(chroot, C * 4, extra));
+      const zk = await connect(chroot);
+      const launcher = startLauncher(cfg, history);
+      await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready').length >= C * 4, 60_000);
+      await drive(zk, 'warm', Math.min(100, N), C); // warm-up
+      await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
+      const r: Record<string, unknown> = { history: name };
+      r.warm = await drive(zk, 'warm', N, C);
+      r.launcher_rss_mb_after_warm = rssMb(launcher.pid ?? 0);
+      r.cold = await drive(zk, 'cold', COLD, C);
+      r.launcher_rss_mb_after_cold = rssMb(launcher.pid ?? 0);
+      await stopLauncher(launcher);
+      await zk.deleteRecursive('/nodepool').catch(() => undefined);
+      await zk.close();
+      byMode[name] = r;
+    }
+    if (mode === 'compare') {
+      const rps = (m: string) => ((byMode[m]?.warm as { requests_per_s?: number } | undefined)?.requests_per_s ?? NaN);
+      result.history = byMode;
+      result.recording_overhead_pct = Math.round((1 - rps('mariadb') / rps('off')) * 1000) / 10;
+    } else {
+      Object.assign(result, byMode[mode]);
+    }
+    if (mariadbUri) spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'stop', join(work, 'mariadb')]);
   }
   // ---- nodepool list and launcher RSS at scale ----
   if (!opts['skip-list']) {
