@@ -103,6 +103,8 @@ export interface JobOutcome {
   /** request creation to `fulfilled`/`failed` as seen by the client */
   latencyMs: number | null;
   nodes: string[];
+  /** the `launcher` field of each node (the pool worker that launched it), in `nodes` order */
+  launchers: string[];
   /** nodes of this request that were not allocated to it when the client locked them */
   misallocated: string[];
   error: string | null;
@@ -167,7 +169,7 @@ export async function runJob(zk: ZooKeeper, opts: JobOptions): Promise<JobOutcom
   const retryMs = opts.retryMs ?? 60_000;
   const out: JobOutcome = {
     request: null, labels: opts.labels, state: 'error', submittedAt: Date.now(), answeredAt: null,
-    latencyMs: null, nodes: [], misallocated: [], error: null,
+    latencyMs: null, nodes: [], launchers: [], misallocated: [], error: null,
   };
   const t0 = performance.now();
   try {
@@ -202,6 +204,7 @@ export async function runJob(zk: ZooKeeper, opts: JobOptions): Promise<JobOutcom
         const fresh = await zkRetry(zk, () => zk.getNode(nid), retryMs);
         if (!fresh || fresh.allocated_to !== id) out.misallocated.push(nid);
         if (fresh) Object.assign(n, fresh);
+        out.launchers.push(n.launcher ?? '');
       }
       await zkRetry(zk, () => zk.deleteNodeRequest(id), retryMs);
       for (const n of locked) {

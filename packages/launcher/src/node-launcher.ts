@@ -7,7 +7,7 @@ import { newNode } from '@nodepool-ts/core/model';
 import type { ServerInfo, ServerSpec } from '@nodepool-ts/core/provider';
 import type { CloudManager } from './drivers.js';
 import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provider';
-import type { ZooKeeper } from '@nodepool-ts/core/zk';
+import { isRetryable, type ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Logger } from '@nodepool-ts/core/log';
 import { formatHostname } from './format.js';
 import { describeScriptResult, outputExcerpt, type ReadyScriptResult } from '@nodepool-ts/driver-static';
@@ -51,8 +51,42 @@ export interface LaunchContext {
 }
 
 async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
+  // The node's lock died with a ZooKeeper session: another launcher may be deleting it already.
+  // Checked in the same tick as the write is issued, so the write cannot land in a new session.
+  if (!ctx.zk.holdsLock(node)) {
+    throw new LaunchError('error.zksession', `lost the lock of node ${node.id ?? ''} with its ZooKeeper session`);
+  }
   await ctx.zk.storeNode(node);
   ctx.onStore?.(node, reason);
+}
+
+/**
+ * A new `deleting` record for the server of a failed attempt (nobody's lock is involved: it is a
+ * new znode). Retried once across a connection loss, so a launcher whose session just expired
+ * still hands the server it booted to the DeletedNodeWorkers instead of leaving it to the next
+ * cleanup cycle.
+ */
+async function storeLeftover(ctx: LaunchContext, leftover: Node, reason: string): Promise<void> {
+  try {
+    await ctx.zk.storeNode(leftover);
+  } catch (err) {
+    if (!isRetryable(err) || !(await ctx.zk.waitConnected(ctx.zk.sessionTimeout + 5_000).catch(() => false))) throw err;
+    leftover.id = null;
+    await ctx.zk.storeNode(leftover);
+  }
+  ctx.onStore?.(leftover, reason);
+}
+
+/**
+ * Before a (re)try creates a server: a suspended session is waited out (it either comes back or
+ * is declared lost), then the node lock must still be ours. A launcher frozen past its session
+ * timeout must not boot servers for nodes other launchers have reaped meanwhile.
+ */
+async function stillOurs(ctx: LaunchContext, node: Node): Promise<boolean> {
+  if (ctx.zk.state !== 'connected') {
+    await ctx.zk.waitConnected(ctx.zk.sessionTimeout + 5_000).catch(() => false);
+  }
+  return ctx.zk.state === 'connected' && ctx.zk.holdsLock(node);
 }
 
 /** Resolve the image a label boots from: newest ready upload, or a cloud image. */
@@ -194,6 +228,11 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
   let lastResult: LaunchResult = 'error.unknown';
   for (let attempt = 1; attempt <= retries; attempt++) {
     const attemptStart = Date.now();
+    if (!(await stillOurs(ctx, node))) {
+      lastResult = 'error.zksession';
+      ctx.log.warn({ node: node.id }, `Abandoning the launch of node ${node.id}: its lock was lost with the ZooKeeper session`);
+      break;
+    }
     try {
       await launchAttempt(ctx, node);
       ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: 'ready', error: null });
@@ -207,10 +246,7 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
       ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: lastResult, error: message });
       ctx.log.warn({ node: node.id, attempt, retries, result: lastResult, err: message },
         `Launch attempt ${attempt}/${retries} for node ${node.id} failed: ${message}`);
-      if (ctx.zk.state === 'lost') {
-        lastResult = 'error.zksession';
-        break;
-      }
+      if (ctx.zk.state === 'lost') lastResult = 'error.zksession';
       if (node.external_id !== null) {
         // Leave the half-built server to the DeletedNodeWorker through an artificial record.
         const leftover = newNode({
@@ -218,7 +254,7 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
           external_id: node.external_id, launcher: node.launcher, cloud: node.cloud, region: node.region,
         });
         try {
-          await store(ctx, leftover, `leftover of failed launch of node ${node.id}`);
+          await storeLeftover(ctx, leftover, `leftover of failed launch of node ${node.id}`);
         } catch (storeErr) {
           ctx.log.error({ node: node.id, err: (storeErr as Error).message }, 'could not record leftover server; cleanup will find it');
         }
@@ -232,12 +268,12 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
         ctx.manager.invalidateQuotaCache();
         break;
       }
-      if (ctx.signal.aborted || lastResult === 'error.nodepool') break;
+      if (ctx.signal.aborted || lastResult === 'error.nodepool' || lastResult === 'error.zksession') break;
     }
   }
   node.state = lastResult === 'error.quota' ? 'aborted' : 'failed';
   node.state_time = Date.now() / 1000;
-  if (lastResult !== 'error.zksession') {
+  if (lastResult !== 'error.zksession' && ctx.zk.holdsLock(node)) {
     await store(ctx, node, `launch ${lastResult}`);
   }
   return node.state;

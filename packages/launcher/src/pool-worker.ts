@@ -341,8 +341,12 @@ export class PoolWorker {
     };
   }
 
-  /** Lock a READY node and allocate it; null when someone else got it first. */
-  async claimReadyNode(candidate: Node, requestId: string): Promise<Node | null> {
+  /**
+   * Lock a READY node and allocate it; null when someone else got it first. `guard` throws when
+   * the request is no longer ours to serve (its lock died with a session): checked right before
+   * the allocation is written.
+   */
+  async claimReadyNode(candidate: Node, requestId: string, guard: () => void = () => undefined): Promise<Node | null> {
     if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
     const fresh = candidate.id !== null ? await this.zk.getNode(candidate.id) : null;
     if (fresh === null || fresh.state !== 'ready' || (fresh.allocated_to !== null && fresh.allocated_to !== requestId)) {
@@ -355,6 +359,12 @@ export class PoolWorker {
     }
     this.zk.transferNodeLock(candidate, fresh);
     fresh.allocated_to = requestId;
+    try {
+      guard();
+    } catch (err) {
+      await this.zk.unlockNode(fresh).catch(() => undefined);
+      throw err;
+    }
     await this.storeNode(fresh, `allocated to ${requestId}`);
     return fresh;
   }

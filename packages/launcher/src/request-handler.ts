@@ -15,6 +15,15 @@ interface Held {
 
 export type HandlerState = 'running' | 'paused' | 'launching' | 'done';
 
+/** Our request lock died with a ZooKeeper session: the request is no longer ours to write. */
+export class RequestLockLostError extends Error {
+  readonly code = 'ELOCKLOST';
+  constructor(readonly request: string) {
+    super(`lost the lock of node request ${request} with its ZooKeeper session`);
+    this.name = 'RequestLockLostError';
+  }
+}
+
 export class NodeRequestHandler {
   state: HandlerState = 'running';
   private held: Held[] = [];
@@ -41,6 +50,10 @@ export class NodeRequestHandler {
     try {
       await this.runInner();
     } catch (err) {
+      if (err instanceof RequestLockLostError || this.lockLost) {
+        await this.dropLost();
+        return;
+      }
       this.log.error({ err: (err as Error).message }, `Declining node request ${this.id} due to exception`);
       await this.decline(`exception: ${(err as Error).message}`, true).catch((e: unknown) => {
         this.log.error({ err: (e as Error).message }, `could not decline request ${this.id}`);
@@ -48,8 +61,31 @@ export class NodeRequestHandler {
     }
   }
 
+  /**
+   * The request lock died with a ZooKeeper session (an expiry): another launcher may own the
+   * request now, and the locks of the nodes we held died in the same session. Checked right
+   * before each write, in the tick the write is issued, so nothing of ours lands in a new session.
+   */
+  get lockLost(): boolean {
+    return !this.worker.zk.holdsLock(this.request);
+  }
+
+  private guard(): void {
+    if (this.lockLost) throw new RequestLockLostError(this.id);
+  }
+
+  /** Forget the request without writing anything: its new owner (or Zuul) decides. */
+  private async dropLost(): Promise<void> {
+    if (this.state === 'done') return;
+    this.log.warn(`Lost the lock of node request ${this.id} with the ZooKeeper session; leaving it to whoever holds it now`);
+    this.held = [];
+    this.state = 'done';
+    this.worker.handlerDone(this);
+  }
+
   private async runInner(): Promise<void> {
     if (this.state === 'done') return;
+    this.guard();
     const w = this.worker;
     if (this.request.node_types.length === 0) {
       await this.decline('request has no node_types', true, true);
@@ -78,6 +114,7 @@ export class NodeRequestHandler {
       if (this.request.state !== 'pending' && (outcome.waiting || outcome.launching || outcome.redo)) {
         this.request.state = 'pending';
         this.request.state_time = Date.now() / 1000;
+        this.guard();
         await w.storeRequest(this.request, 'accepted');
       }
       if (outcome.redo) continue;
@@ -106,7 +143,7 @@ export class NodeRequestHandler {
     const w = this.worker;
     for (const step of steps) {
       if (step.action === 'reuse') {
-        const got = await w.claimReadyNode(step.node, this.id);
+        const got = await w.claimReadyNode(step.node, this.id, () => this.guard());
         if (!got) {
           if (step.node.id !== null) this.exclude.add(step.node.id);
           return true;
@@ -126,6 +163,7 @@ export class NodeRequestHandler {
           region: w.regionName,
           az: this.az,
         });
+        this.guard();
         await w.storeNode(node, 'created for request ' + this.id);
         if (!(await w.zk.lockNode(node, { blocking: false }))) {
           // Nodepool stores init unlocked then locks; someone else locking it first is a bug
@@ -136,6 +174,14 @@ export class NodeRequestHandler {
         }
         node.state = 'building';
         node.state_time = Date.now() / 1000;
+        if (this.lockLost) {
+          // The new node is ours alone (created and locked in this session): hand it to the
+          // DeletedNodeWorker rather than leave an `init` node nobody reaps.
+          node.state = 'failed';
+          await w.storeNode(node, 'request lock lost before launch');
+          await w.zk.unlockNode(node).catch(() => undefined);
+          this.guard();
+        }
         await w.storeNode(node, 'building');
         const held: Held = { label: step.label, node, launch: null, settled: false };
         held.launch = w.launch(node, step.label, this.az).finally(() => {
@@ -157,6 +203,10 @@ export class NodeRequestHandler {
     try {
       await this.finish();
     } catch (err) {
+      if (err instanceof RequestLockLostError || this.lockLost) {
+        await this.dropLost();
+        return;
+      }
       this.log.error({ err: (err as Error).message }, `error finishing request ${this.id}`);
       await this.decline(`exception: ${(err as Error).message}`, false).catch(() => undefined);
     } finally {
@@ -202,6 +252,7 @@ export class NodeRequestHandler {
     current.nodes = ids;
     current.state = 'fulfilled';
     current.state_time = Date.now() / 1000;
+    this.guard();
     // Nodes keep allocated_to; Zuul locks them once it sees `fulfilled` (waiting on our lock if
     // it is quicker than our unlock), so both writes go out together.
     await Promise.all([this.releaseNodes(false), w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`)]);
@@ -224,9 +275,11 @@ export class NodeRequestHandler {
    */
   async abandon(): Promise<void> {
     if (this.state === 'done') return;
+    if (this.lockLost) return this.dropLost();
     const w = this.worker;
     await this.releaseNodes(true);
     const current = await w.zk.getNodeRequest(this.id);
+    if (this.lockLost) return this.dropLost();
     if (current !== null && current.state === 'pending') {
       current.state = 'requested';
       current.nodes = [];
@@ -238,6 +291,7 @@ export class NodeRequestHandler {
 
   async decline(reason: string, clearAllocation: boolean, invalid = false): Promise<void> {
     const w = this.worker;
+    if (this.lockLost) return this.dropLost();
     this.log.info({ reason }, `Declining node request ${this.id}: ${reason}`);
     await this.releaseNodes(clearAllocation);
     const current = (await w.zk.getNodeRequest(this.id)) ?? null;
@@ -248,6 +302,7 @@ export class NodeRequestHandler {
       current.state = allDeclined ? 'failed' : 'requested';
       current.nodes = [];
       current.state_time = Date.now() / 1000;
+      if (this.lockLost) return this.dropLost();
       await w.storeRequest(current, allDeclined ? `failed: ${reason}` : `declined: ${reason}`);
     }
     await this.done();
@@ -256,9 +311,10 @@ export class NodeRequestHandler {
   private async releaseNodes(clearAllocation: boolean): Promise<void> {
     const w = this.worker;
     await Promise.all(this.held.map(async (h) => {
-      if (clearAllocation && h.node.allocated_to === this.id && h.node.state !== 'deleted') {
+      if (clearAllocation && h.node.allocated_to === this.id && h.node.state !== 'deleted' && w.zk.holdsLock(h.node)) {
         const fresh = h.node.id !== null ? await w.zk.getNode(h.node.id) : null;
-        if (fresh !== null) {
+        // (the node lock is checked again: it dies with the session, and the write follows at once)
+        if (fresh !== null && w.zk.holdsLock(h.node)) {
           fresh.allocated_to = null;
           await w.storeNode(fresh, 'allocation released');
           h.node.allocated_to = null;
