@@ -8,7 +8,7 @@ import { COMMAND_HELP, MAIN_HELP } from './help.js';
 export const COMMAND_NAMES = [
   'list', 'image-list', 'dib-image-list', 'image-build', 'alien-image-list', 'delete',
   'image-delete', 'dib-image-delete', 'config-validate', 'request-list', 'info', 'erase',
-  'hold', 'label-list', 'history', 'stats', 'token',
+  'hold', 'label-list', 'history', 'stats', 'token', 'image-upload',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -65,6 +65,7 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   'erase': { name: 'erase', args: [pos('provider', 'PROVIDER'), flag('--force', 'force'), json] },
   'hold': { name: 'hold', args: [pos('id'), opt('--reason', 'reason'), json] },
   'label-list': { name: 'label-list', args: [json] },
+  'image-upload': { name: 'image-upload', args: [pos('provider'), pos('image'), flag('--wait', 'wait'), json] },
   'history': { name: 'history', args: [], passthrough: true },
   'stats': { name: 'stats', args: [], passthrough: true },
   'token': { name: 'token', args: [], passthrough: true },

@@ -4,7 +4,7 @@
 
 export const MAIN_HELP = `usage: nodepool [-h] [-l LOGCONFIG] [--version] [-c CONFIG] [-s SECURE]
                 [--debug]
-                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token}
+                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload}
                 ...
 
 Node pool.
@@ -21,7 +21,7 @@ options:
 commands:
   valid commands
 
-  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token}
+  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload}
                         additional help
     list                list nodes
     image-list          list images from providers
@@ -41,6 +41,7 @@ commands:
     history             show the state history of nodes and requests
     stats               show launch and request statistics
     token               create, list and revoke web API tokens
+    image-upload        upload the newest build of an image to a provider again
 `;
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -71,6 +72,17 @@ positional arguments:
 options:
   -h, --help  show this help message and exit
   --wait      wait until the build is finished
+  --json      print the data as JSON
+`,
+  'image-upload': `usage: nodepool image-upload [-h] [--wait] [--json] provider image
+
+positional arguments:
+  provider    provider name
+  image       image name
+
+options:
+  -h, --help  show this help message and exit
+  --wait      wait until the upload is finished
   --json      print the data as JSON
 `,
   'alien-image-list': `usage: nodepool alien-image-list [-h] [--json] [provider]

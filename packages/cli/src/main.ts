@@ -19,6 +19,7 @@ import {
   alienImageListCommand, dibImageDeleteCommand, dibImageListCommand, imageBuildCommand,
   imageDeleteCommand, imageListCommand,
 } from './commands/images.js';
+import { imageUploadCommand } from './commands/image-progress.js';
 import { labelListCommand } from './commands/labels.js';
 import { deleteCommand, holdCommand, listCommand } from './commands/nodes.js';
 import { eraseCommand, infoCommand } from './commands/provider.js';
@@ -43,6 +44,7 @@ const COMMANDS: Readonly<Record<Exclude<CommandName, PluggedName>, Command>> = {
   'erase': eraseCommand,
   'hold': holdCommand,
   'label-list': labelListCommand,
+  'image-upload': imageUploadCommand,
 };
 
 /** Commands other engineers ship as separate modules, loaded on demand (see context.ts). */

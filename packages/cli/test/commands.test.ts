@@ -64,13 +64,10 @@ describe('commands', () => {
     assert.equal(await fx.zk.exists(paths.imageBuildRequest('fake-dib-image')), true);
   });
 
-  test('image-build --wait: a clear message while the builder side has not provided it', async (t) => {
-    const r = await runCli([...cfg(), 'image-build', 'fake-dib-image', '--wait']);
-    if (r.code === 1 && r.stderr.includes('not available in this build')) {
-      assert.equal(r.stderr, 'nodepool: image-build --wait: not available in this build\n');
-    } else {
-      t.diagnostic('image-build --wait is provided by this build');
-    }
+  test('image-build --wait is wired to the builder side\'s waiter (exercised with a builder in packages/builder/test/cli-images.test.ts)', async () => {
+    // without a builder the waiter waits (as it should), so it is not run here
+    const mod = await import('../src/commands/image-build-wait.js') as { waitForImageBuild?: unknown };
+    assert.equal(typeof mod.waitForImageBuild, 'function');
   });
 
   test('image-delete: not found, in progress, then marked deleting', async () => {

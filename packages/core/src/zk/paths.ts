@@ -43,6 +43,14 @@ export const paths = {
   imagesRoot: IMAGES,
   image: (image: string): string => `${IMAGES}/${seg('image', image)}`,
   imageBuildRequest: (image: string): string => `${IMAGES}/${seg('image', image)}/request-build`,
+  /**
+   * nodepool-ts addition (`nodepool image-upload <provider> <image>`): one empty znode per
+   * provider under `request-upload`; Nodepool never lists an image znode's children, so it is
+   * invisible to it.
+   */
+  imageUploadRequests: (image: string): string => `${IMAGES}/${seg('image', image)}/request-upload`,
+  imageUploadRequest: (image: string, provider: string): string =>
+    `${IMAGES}/${seg('image', image)}/request-upload/${seg('provider', provider)}`,
   builds: (image: string): string => `${IMAGES}/${seg('image', image)}/builds`,
   /** Sequential-create prefix for a new build. */
   buildPrefix: (image: string): string => `${IMAGES}/${seg('image', image)}/builds/`,
@@ -51,6 +59,14 @@ export const paths = {
     `${IMAGES}/${seg('image', image)}/builds/${seg('build id', buildId)}`,
   buildLock: (image: string, buildId: string): string =>
     `${IMAGES}/${seg('image', image)}/builds/${seg('build id', buildId)}/lock`,
+  /**
+   * nodepool-ts addition: JSON progress of a build (phase, element, failure reason, log path),
+   * written by the builder that runs it, read by `image-build --wait` on any host. Nodepool only
+   * ever reads the `providers` child of a build and deletes builds recursively, so it is harmless
+   * there and goes away with its build.
+   */
+  buildProgress: (image: string, buildId: string): string =>
+    `${IMAGES}/${seg('image', image)}/builds/${seg('build id', buildId)}/progress`,
   buildProviders: (image: string, buildId: string): string =>
     `${IMAGES}/${seg('image', image)}/builds/${seg('build id', buildId)}/providers`,
   buildProvider: (image: string, buildId: string, provider: string): string =>

@@ -403,6 +403,55 @@ export class ZooKeeper extends ZkSession {
     await this.deleteIfExists(paths.imageBuildRequest(image));
   }
 
+  /** nodepool-ts `image-upload`: ask the builder owning the newest build to upload it again. */
+  async submitUploadRequest(image: string, provider: string): Promise<void> {
+    await this.mkdirp(paths.imageUploadRequest(image, provider));
+  }
+
+  async hasUploadRequest(image: string, provider: string): Promise<boolean> {
+    return this.exists(paths.imageUploadRequest(image, provider));
+  }
+
+  async removeUploadRequest(image: string, provider: string): Promise<void> {
+    await this.deleteIfExists(paths.imageUploadRequest(image, provider));
+  }
+
+  /** Providers with a pending upload request for `image`, sorted. */
+  async getUploadRequests(image: string): Promise<string[]> {
+    return (await this.getChildren(paths.imageUploadRequests(image))).sort();
+  }
+
+  /**
+   * Write a build's progress record (nodepool-ts addition, plain JSON). Never recreates a build
+   * that was deleted meanwhile (no makepath): returns false then.
+   */
+  async storeBuildProgress(image: string, buildId: string, progress: Record<string, unknown>): Promise<boolean> {
+    const path = paths.buildProgress(image, buildId);
+    const data = Buffer.from(JSON.stringify(progress), 'utf8');
+    try {
+      await this.setData(path, data);
+      return true;
+    } catch (err) {
+      if (!isNoNode(err)) throw err;
+    }
+    try {
+      await this.create(path, data, 'persistent', false);
+      return true;
+    } catch (err) {
+      if (isNoNode(err)) return false;
+      if (isNodeExists(err)) {
+        await this.setData(path, data);
+        return true;
+      }
+      throw err;
+    }
+  }
+
+  /** A build's progress record, or null when absent or unreadable. */
+  async getBuildProgress(image: string, buildId: string): Promise<Record<string, unknown> | null> {
+    return parseJsonObject(await this.getData(paths.buildProgress(image, buildId)));
+  }
+
   /** Per-image build lock: `/nodepool/images/<image>/builds/lock`. */
   imageBuildLock(image: string): Lock {
     return new Lock(this, paths.imageBuildLock(image));

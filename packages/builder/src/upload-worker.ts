@@ -1,0 +1,144 @@
+// UploadWorker (§4.5): uploads the newest READY build of each provider diskimage to the provider
+// — only from the builder that holds the build's files, one upload per (build, provider) at a
+// time cluster-wide (the upload lock) — and records the ImageUpload. A failed upload leaves a
+// `failed` record; the next cycle tries again with a new upload number. `nodepool image-upload`
+// (a `request-upload/<provider>` znode) forces an upload of the newest build even when one exists.
+import { stat } from 'node:fs/promises';
+import type { Config, FakeProvider, OpenStackProvider, ProviderDiskImage } from '@nodepool-ts/core/config';
+import { newImageUpload, type ImageBuild, type ImageUpload } from '@nodepool-ts/core/model';
+import { META_IMAGE, META_PROVIDER } from '@nodepool-ts/core/provider';
+import { pyFormat } from '@nodepool-ts/launcher';
+import { BuilderError } from './errors.js';
+import { DibImageFile, buildBaseName } from './dib.js';
+import { Worker, type BuilderContext, type WorkerTiming } from './worker.js';
+
+/** Providers that take uploads (every cloud driver; static hosts have no images). */
+export type ImageProvider = OpenStackProvider | FakeProvider;
+
+export function imageProviders(config: Config): ImageProvider[] {
+  const out: ImageProvider[] = [];
+  for (const p of config.providers.values()) if (p.driver !== 'static') out.push(p);
+  return out;
+}
+
+/** Glance properties of an upload (§4.5) plus the provider/image names leaked-image cleanup needs. */
+export function uploadMetadata(pdi: ProviderDiskImage, provider: string, buildId: string, uploadId: string, format: string): Record<string, string> {
+  return {
+    ...pdi.meta,
+    nodepool_build_id: buildId,
+    nodepool_upload_id: uploadId,
+    disk_format: format,
+    [META_PROVIDER]: provider,
+    [META_IMAGE]: pdi.name,
+  };
+}
+
+export class UploadWorker extends Worker {
+  private readonly abort = new AbortController();
+
+  constructor(index: number, ctx: BuilderContext, timing: WorkerTiming) {
+    super(`UploadWorker.${index}`, ctx, timing);
+    ctx.stopSignal.addEventListener('abort', () => this.abort.abort(), { once: true });
+  }
+
+  protected async cycle(): Promise<void> {
+    const config = await this.ctx.reloadConfig();
+    for (const provider of imageProviders(config)) {
+      for (const pdi of provider.diskimages) {
+        if (!this.canWork) return;
+        let uploaded = false;
+        try {
+          uploaded = await this.checkProviderImageUpload(config, provider, pdi);
+        } catch (err) {
+          this.log.error({ err }, `Error uploading image ${pdi.name} to provider ${provider.name}: ${(err as Error).message}`);
+        }
+        // After an upload attempt the config may be stale: end the cycle, reload next time (Nodepool).
+        if (uploaded) return;
+      }
+    }
+  }
+
+  /** True when an upload was attempted. */
+  private async checkProviderImageUpload(config: Config, provider: ImageProvider, pdi: ProviderDiskImage): Promise<boolean> {
+    if (pdi.pause) return false;
+    const zk = this.ctx.zk;
+    const imagesDir = config.imagesDir;
+    if (imagesDir === null) return false;
+    const [build] = await zk.getMostRecentBuilds(1, pdi.name, 'ready');
+    if (build === undefined || build.id === null) return false;
+    const base = buildBaseName(pdi.name, build.id);
+    const localImages = await DibImageFile.fromImageId(imagesDir, base);
+    if (localImages.length === 0) return false;
+    const forced = await zk.hasUploadRequest(pdi.name, provider.name);
+    if (!forced && (await zk.getMostRecentBuildImageUploads(1, pdi.name, build.id, provider.name, 'ready')).length > 0) return false;
+    if (!build.formats.includes(provider.imageFormat)) {
+      if (forced) {
+        this.log.warn(`Upload of ${base} to ${provider.name} requested, but the build has no ${provider.imageFormat} file; dropping the request`);
+        await zk.removeUploadRequest(pdi.name, provider.name);
+      }
+      return false;
+    }
+    const lock = zk.uploadLock(pdi.name, build.id, provider.name);
+    if (!(await lock.acquire({ blocking: false }))) return false;
+    try {
+      const stillForced = forced && (await zk.hasUploadRequest(pdi.name, provider.name));
+      if (!stillForced && (await zk.getMostRecentBuildImageUploads(1, pdi.name, build.id, provider.name, 'ready')).length > 0) return false;
+      const current = await zk.getBuild(pdi.name, build.id);
+      if (current === null || current.state === 'deleting') return false;
+
+      const record = newImageUpload({ state: 'uploading', username: build.username });
+      const uploadId = await zk.storeImageUpload(pdi.name, build.id, provider.name, record);
+      const final = await this.upload(config, provider, pdi, build, uploadId, localImages);
+      await zk.storeImageUpload(pdi.name, build.id, provider.name, final, uploadId);
+      if (stillForced && final.state === 'ready') await zk.removeUploadRequest(pdi.name, provider.name);
+      return true;
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async upload(config: Config, provider: ImageProvider, pdi: ProviderDiskImage, build: ImageBuild,
+    uploadId: string, images: DibImageFile[]): Promise<ImageUpload> {
+    const buildId = build.id ?? '';
+    const start = Date.now();
+    const timestamp = Math.trunc(start / 1000);
+    const failed = newImageUpload({ state: 'failed', username: build.username });
+    const imagesDir = config.imagesDir ?? '';
+    const image = images.find((i) => i.extension === provider.imageFormat);
+    let bytes = 0;
+    try {
+      if (image === undefined) {
+        throw new BuilderError('ENOIMAGEFILE',
+          `Unable to find image file of type ${provider.imageFormat} for id ${buildId} to upload`, { image: pdi.name, buildId });
+      }
+      const filename = await image.toPath(imagesDir, true);
+      bytes = (await stat(filename)).size;
+      const externalName = pyFormat(provider.imageNameFormat, { image_name: pdi.name, timestamp: String(timestamp) });
+      this.log.info(`Uploading DIB image build ${buildId} from ${filename} to ${provider.name}`);
+      const manager = await this.ctx.providerManager(provider);
+      if (manager === null) throw new BuilderError('ENOPROVIDER', `provider ${provider.name} takes no image uploads`);
+      const info = await manager.uploadImage({
+        name: externalName,
+        file: filename,
+        format: provider.imageFormat,
+        metadata: uploadMetadata(pdi, provider.name, buildId, uploadId, provider.imageFormat),
+        ...(image.md5 !== null ? { md5: image.md5 } : {}),
+        ...(image.sha256 !== null ? { sha256: image.sha256 } : {}),
+        signal: this.abort.signal,
+      });
+      const durationMs = Date.now() - start;
+      this.log.info(`Image build ${buildBaseName(pdi.name, buildId)} in ${provider.name} is ready`);
+      this.ctx.metrics.onUploadFinished({ image: pdi.name, buildId, provider: provider.name, uploadId, state: 'ready', durationMs, bytes });
+      return newImageUpload({
+        state: 'ready', external_id: info.id, external_name: externalName, format: provider.imageFormat,
+        username: build.username,
+      });
+    } catch (err) {
+      this.log.error({ err }, `Failed to upload image ${pdi.name} to provider ${provider.name}: ${(err as Error).message}`);
+      this.ctx.metrics.onUploadFinished({
+        image: pdi.name, buildId, provider: provider.name, uploadId, state: 'failed', durationMs: Date.now() - start, bytes,
+      });
+      return failed;
+    }
+  }
+}

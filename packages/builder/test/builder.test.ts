@@ -1,0 +1,99 @@
+// nodepool-builder against a real ZooKeeper, the fake disk-image-create and the fake cloud:
+// Nodepool's test_builder.py scenarios (§9.2) and the issue's bad-input cases.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { paths } from '@nodepool-ts/core/zk';
+import { newImageUpload } from '@nodepool-ts/core/model';
+import { BUILDER_ID_FILE, type BuildFinished } from '../src/index.js';
+import { TestEnv, failingUploads, sleep, waitFor } from './helpers.js';
+
+const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+async function withEnv(fn: (env: TestEnv) => Promise<void>): Promise<void> {
+  const env = new TestEnv();
+  try {
+    await fn(env);
+  } finally {
+    await env.cleanup();
+  }
+}
+
+test('start/stop, builder_id.txt holds a UUID4 reused across restarts', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }] });
+  const b = await env.builder();
+  const id = readFileSync(join(env.imagesDir, BUILDER_ID_FILE), 'utf8');
+  assert.match(id, UUID4);
+  assert.equal(b.builderId, id);
+  await b.stop();
+  const b2 = await env.builder();
+  assert.equal(b2.builderId, id);
+  await b2.stop();
+}));
+
+test('startup fails without images-dir or ZooKeeper servers', () => withEnv(async (env) => {
+  const file = env.writeConfig({ diskimages: [{ name: 'fake-image' }] });
+  const text = readFileSync(file, 'utf8').replace(/^images-dir:.*$/m, '');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(file, text);
+  await assert.rejects(env.builder(), /No images-dir specified in config/);
+  writeFileSync(file, text.replace(/zookeeper-servers:[\s\S]*?chroot: \S+\n/, '') + `images-dir: ${env.imagesDir}\n`);
+  await assert.rejects(env.builder(), /No ZooKeeper servers specified in config/);
+}));
+
+test('a build becomes ready with Nodepool fields and files, then is uploaded to the fake cloud', () => withEnv(async (env) => {
+  env.writeConfig({
+    diskimages: [{ name: 'fake-image', release: 21, username: 'jenkins', envVars: { FAKE_DIB_EXPECT_DIB_RELEASE: '21' } }],
+    providers: [{ name: 'fake-provider', diskimages: [{ name: 'fake-image', meta: { key: 'value' } }] }],
+  });
+  const finished: BuildFinished[] = [];
+  const b = await env.builder({
+    metrics: { onBuildFinished: (e) => finished.push(e), onUploadFinished: () => undefined },
+  });
+  const zk = await env.zk();
+  const build = await waitFor('ready build', async () => (await zk.getBuilds('fake-image', ['ready']))[0]);
+  assert.equal(build.id, '0000000001');
+  assert.equal(build.builder, b.hostname);
+  assert.equal(build.builder_id, b.builderId);
+  assert.deepEqual(build.formats, ['qcow2']);
+  assert.equal(build.username, 'jenkins');
+  const raw = JSON.parse((await zk.getData(paths.build('fake-image', '0000000001')))?.toString() ?? '{}') as Record<string, unknown>;
+  assert.deepEqual(Object.keys(raw), ['state', 'state_time', 'builder', 'builder_id', 'formats', 'username']);
+  for (const f of ['fake-image-0000000001.qcow2', 'fake-image-0000000001.qcow2.md5', 'fake-image-0000000001.qcow2.sha256']) {
+    assert.ok(existsSync(join(env.imagesDir, f)), f);
+  }
+  assert.ok(existsSync(join(env.imagesDir, 'fake-image-0000000001.d')));
+  const log = readFileSync(join(env.logDir, 'fake-image-0000000001.log'), 'utf8');
+  assert.match(log, /-x -t qcow2|qemu-img-options: compat=0\.10/);
+  assert.match(log, /env: DIB_IMAGE_NAME=fake-image/);
+  assert.match(log, new RegExp(`env: DIB_IMAGE_FILENAME=${join(env.imagesDir, 'fake-image-0000000001')}`));
+  assert.match(log, /Exit code: 0\n$/);
+
+  const upload = await waitFor('ready upload', async () =>
+    (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready']))[0]);
+  assert.equal(upload.id, '0000000001');
+  assert.equal(upload.format, 'qcow2');
+  assert.equal(upload.username, 'jenkins');
+  assert.match(upload.external_name ?? '', /^fake-image-\d+$/);
+  const cloud = await env.cloud();
+  const img = (await cloud.listImages()).find((i) => i.id === upload.external_id);
+  assert.ok(img, 'image in the fake cloud');
+  assert.equal(img.name, upload.external_name);
+  assert.equal(img.metadata.nodepool_build_id, '0000000001');
+  assert.equal(img.metadata.nodepool_upload_id, '0000000001');
+  assert.equal(img.metadata.key, 'value');
+  assert.equal(img.metadata.disk_format, 'qcow2');
+  assert.equal(img.checksum, readFileSync(join(env.imagesDir, 'fake-image-0000000001.qcow2.md5'), 'utf8').slice(0, 32));
+  await cloud.stop();
+
+  const progress = await zk.getBuildProgress('fake-image', '0000000001');
+  assert.equal(progress?.state, 'ready');
+  assert.equal(progress?.log, join(env.logDir, 'fake-image-0000000001.log'));
+  assert.equal(finished.length, 1);
+  assert.equal(finished[0]?.rc, 0);
+  assert.ok((finished[0]?.sizes.qcow2 ?? 0) > 0);
+  // no second build while the first is fresh
+  await sleep(500);
+  assert.deepEqual(await zk.getBuildIds('fake-image'), ['0000000001']);
+}));

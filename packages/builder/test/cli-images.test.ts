@@ -1,0 +1,101 @@
+// The `nodepool` image commands that depend on the builder: `image-build --wait` (live progress
+// from the build's progress znode, then the upload states; non-zero exit on failure) and
+// `image-upload <provider> <image> [--wait]`, against a builder running the fake DIB.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { main } from '@nodepool-ts/cli';
+import { TestEnv, waitFor } from './helpers.js';
+
+async function withEnv(fn: (env: TestEnv) => Promise<void>): Promise<void> {
+  const env = new TestEnv();
+  try {
+    await fn(env);
+  } finally {
+    await env.cleanup();
+  }
+}
+
+async function nodepool(env: TestEnv, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(['-c', env.configFile, ...argv], {
+    stdout: (t) => { stdout += t; },
+    stderr: (t) => { stderr += t; },
+  });
+  return { code, stdout, stderr };
+}
+
+test('image-build --wait shows the build step by step, then the uploads; exit 0', () => withEnv(async (env) => {
+  env.writeConfig({
+    diskimages: [{ name: 'fake-image', envVars: { FAKE_DIB_SLEEP: '1' } }],
+    providers: [{ name: 'fake-provider' }, { name: 'fake-provider2' }],
+  });
+  await env.builder();
+  const zk = await env.zk();
+  // the first (scheduled) build and its uploads, so the request makes build 2
+  await waitFor('first uploads', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider2', ['ready'])).length > 0);
+  const r = await nodepool(env, 'image-build', 'fake-image', '--wait');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.equal(lines[0], 'Build of fake-image requested; waiting for a builder to start it');
+  assert.match(r.stdout, /^\[00:00:0\d\] build fake-image-0000000002 started on \S+; log \S+:\S+\/logs\/fake-image-0000000002\.log$/m);
+  assert.match(r.stdout, /^\[\d\d:\d\d:\d\d\] install\.d\/99-fake-sleep$/m);
+  assert.match(r.stdout, /^\[\d\d:\d\d:\d\d\] build fake-image-0000000002 ready \(qcow2\) after \ds$/m);
+  assert.match(r.stdout, /^waiting for uploads to fake-provider, fake-provider2$/m);
+  assert.match(r.stdout, /^\[\d\d:\d\d:\d\d\] fake-provider: upload 0000000001 ready as fake-image-\d+ \([0-9a-f-]{36}\)$/m);
+  assert.match(r.stdout, /^\[\d\d:\d\d:\d\d\] fake-provider2: upload 0000000001 ready as fake-image-\d+ /m);
+  assert.equal(r.stderr, '');
+
+  const j = await nodepool(env, 'image-build', 'fake-image', '--wait', '--json');
+  assert.equal(j.code, 0, j.stderr);
+  const out = JSON.parse(j.stdout) as { build_id: string; state: string; uploads: { provider: string; state: string }[] };
+  assert.equal(out.build_id, '0000000003');
+  assert.equal(out.state, 'ready');
+  assert.deepEqual(out.uploads.map((u) => [u.provider, u.state]), [['fake-provider', 'ready'], ['fake-provider2', 'ready']]);
+}));
+
+test('image-build --wait of a failing build: reason and log, exit 1; unknown image refused', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'bad-image', envVars: { FAKE_DIB_FAIL_SCRIPT: 'install.d/60-oops' } }] });
+  // the scheduled build fails (and is retried) too; the waiter follows the first build after its request
+  await env.builder({ cleanupIntervalMs: 60_000 });
+  const zk = await env.zk();
+  await waitFor('first failed build', async () => (await zk.getBuild('bad-image', '0000000001'))?.state === 'failed');
+  const r = await nodepool(env, 'image-build', 'bad-image', '--wait');
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /build bad-image-\d+ FAILED after \ds: install\.d\/60-oops failed \(disk-image-create exit code 1\): 60-oops: simulated failure inside the image$/m);
+  assert.match(r.stdout, /^build log: \S+:\S+\/logs\/bad-image-\d+\.log$/m);
+
+  const u = await nodepool(env, 'image-build', 'no-such-image', '--wait');
+  assert.equal(u.code, 1);
+  assert.match(u.stderr, /Trying to build a non disk-image-builder image: no-such-image/);
+}));
+
+test('image-upload uploads the newest build again; errors for unknown provider, image, no build', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }, { name: 'never-built', pause: true }] });
+  await env.builder();
+  const zk = await env.zk();
+  const first = await waitFor('first upload', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready']))[0]);
+  const r = await nodepool(env, 'image-upload', 'fake-provider', 'fake-image', '--wait');
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^Upload of fake-image-0000000001 to fake-provider requested$/m);
+  assert.match(r.stdout, /^\[\d\d:\d\d:\d\d\] fake-provider: upload 0000000002 ready as fake-image-\d+ /m);
+  const ids = (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready'])).map((x) => x.id).sort();
+  assert.deepEqual(ids, [first.id, '0000000002']);
+
+  const plain = await nodepool(env, 'image-upload', 'fake-provider', 'fake-image', '--json');
+  assert.equal(plain.code, 0);
+  assert.deepEqual(JSON.parse(plain.stdout), { image: 'fake-image', provider: 'fake-provider', build_id: '0000000001', requested: true });
+  await waitFor('request honoured', async () => !(await zk.hasUploadRequest('fake-image', 'fake-provider')));
+
+  const badProvider = await nodepool(env, 'image-upload', 'nope', 'fake-image');
+  assert.equal(badProvider.code, 1);
+  assert.match(badProvider.stderr, /Provider nope not found/);
+  const badImage = await nodepool(env, 'image-upload', 'fake-provider', 'nope');
+  assert.match(badImage.stderr, /Image nope is not a diskimage of provider fake-provider/);
+  const noBuild = await nodepool(env, 'image-upload', 'fake-provider', 'never-built');
+  assert.equal(noBuild.code, 1);
+  assert.match(noBuild.stderr, /No ready build of image never-built to upload/);
+  const usage = await nodepool(env, 'image-upload', 'fake-provider');
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /the following arguments are required: image/);
+}));
