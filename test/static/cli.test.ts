@@ -3,8 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
-import { staticHostCommand } from '../../packages/cli/src/commands/static-hosts.js';
-import { Runtime } from '../../packages/cli/src/runtime.js';
+import { main } from '../../packages/cli/src/main.js';
 import { connectZk, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
 import { currentUser, makeClientKey, startSshd, type ClientKey, type Sshd } from '../../packages/drivers/static/test/sshd.js';
 import { providerNodes, readyOf, staticYaml, startLauncher } from './helpers.js';
@@ -36,20 +35,15 @@ after(async () => {
   key?.cleanup();
 });
 
+/** `nodepool -c <cfg> static-host ...` through the CLI's own dispatch. */
 async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const ctx = new Runtime({ configFile: cfg, secureFile: null, json: false, debug: false, logLevel: 'INFO' }, {
+  const code = await main(['-c', cfg, 'static-host', ...argv], {
     stdout: (t) => { out += t; },
     stderr: (t) => { err += t; },
   });
-  try {
-    return { code: await staticHostCommand(argv, ctx), out, err };
-  } catch (e) {
-    return { code: (e as { exitCode?: number }).exitCode ?? 1, out, err: err + (e as Error).message };
-  } finally {
-    await ctx.close();
-  }
+  return { code, out, err };
 }
 
 test('static-host add / list / remove drive the launchers', async () => {

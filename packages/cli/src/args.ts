@@ -8,7 +8,7 @@ import { COMMAND_HELP, MAIN_HELP } from './help.js';
 export const COMMAND_NAMES = [
   'list', 'image-list', 'dib-image-list', 'image-build', 'alien-image-list', 'delete',
   'image-delete', 'dib-image-delete', 'config-validate', 'request-list', 'info', 'erase',
-  'hold', 'label-list', 'history', 'stats', 'token', 'image-upload',
+  'hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -69,6 +69,7 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   'history': { name: 'history', args: [], passthrough: true },
   'stats': { name: 'stats', args: [], passthrough: true },
   'token': { name: 'token', args: [], passthrough: true },
+  'static-host': { name: 'static-host', args: [], passthrough: true },
 };
 
 export interface GlobalOptions {

@@ -4,7 +4,7 @@
 
 export const MAIN_HELP = `usage: nodepool [-h] [-l LOGCONFIG] [--version] [-c CONFIG] [-s SECURE]
                 [--debug]
-                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload}
+                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host}
                 ...
 
 Node pool.
@@ -21,7 +21,7 @@ options:
 commands:
   valid commands
 
-  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload}
+  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host}
                         additional help
     list                list nodes
     image-list          list images from providers
@@ -42,6 +42,7 @@ commands:
     stats               show launch and request statistics
     token               create, list and revoke web API tokens
     image-upload        upload the newest build of an image to a provider again
+    static-host         add, remove and list static hosts at runtime
 `;
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {

@@ -27,7 +27,7 @@ import { requestListCommand } from './commands/requests.js';
 
 export type { CliIO } from './runtime.js';
 
-type PluggedName = 'history' | 'stats' | 'token';
+type PluggedName = 'history' | 'stats' | 'token' | 'static-host';
 
 const COMMANDS: Readonly<Record<Exclude<CommandName, PluggedName>, Command>> = {
   'list': listCommand,
@@ -52,6 +52,7 @@ const PLUGGED: Readonly<Record<PluggedName, { module: string; export: string }>>
   history: { module: './commands/history.js', export: 'historyCommand' },
   stats: { module: './commands/stats.js', export: 'statsCommand' },
   token: { module: './commands/token.js', export: 'tokenCommand' },
+  'static-host': { module: './commands/static-hosts.js', export: 'staticHostCommand' },
 };
 
 let versionCache: string | null = null;
@@ -174,7 +175,7 @@ export async function main(argv: string[], io: CliIO = {}): Promise<number> {
   try {
     // every command but config-validate needs a valid config (and fails early without one)
     if (command !== 'config-validate') await ctx.loadConfig();
-    if (command === 'history' || command === 'stats' || command === 'token') {
+    if (command === 'history' || command === 'stats' || command === 'token' || command === 'static-host') {
       const fn = await loadPlugged(command);
       if (fn === null) {
         ctx.err(`${command}: not available in this build`);

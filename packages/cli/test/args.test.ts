@@ -6,7 +6,7 @@ import { COMMANDS, COMMAND_NAMES, parseArgs, UsageError } from '../src/args.js';
 import { COMMAND_HELP, MAIN_HELP } from '../src/help.js';
 
 const SAMPLES = '/work/shared/docs/nodepool-output-samples';
-const OURS = ['hold', 'label-list', 'history', 'stats', 'token', 'image-upload'];
+const OURS = ['hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host'];
 
 test('nodepool -h is Nodepool\'s help with our commands appended', () => {
   const nodepool = readFileSync(`${SAMPLES}/help.txt`, 'utf8');
