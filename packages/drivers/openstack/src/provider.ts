@@ -8,6 +8,7 @@
 // Every server and image carries Nodepool's metadata (nodepool_provider_name, nodepool_node_id,
 // nodepool_image_name, nodepool_build_id, ...); cleanup only ever touches resources tagged with
 // this provider's name (floating IPs by their description, ports by the server they belonged to).
+import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { CloudPoolLabel, OpenStackProvider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
@@ -122,6 +123,8 @@ export class OpenStackProviderManager implements ProviderManager {
     this.name = config.name;
     this.opts = opts;
     this.log = opts.log ?? getLogger(`nodepool.driver.openstack.${config.name}`);
+    // every in-flight call listens for stop(): hundreds at once are normal, not a leak
+    setMaxListeners(0, this.stopController.signal);
     this.limiter = new RateLimiter(config.rate, config.name);
     this.session = new OpenStackSession({
       provider: config.name,
@@ -500,10 +503,13 @@ export class OpenStackProviderManager implements ProviderManager {
     }
   }
 
-  /** Awaits `p`, or fails with a timeout at `deadline` / an abort on `signal` or stop(). */
+  /**
+   * Awaits `p`, or fails with a timeout at `deadline` / an abort on `signal` or stop(). One
+   * combined signal per wait: the caller's signal may be shared by hundreds of launches.
+   */
   private raceDeadline<T>(p: Promise<T>, deadline: number, signal: AbortSignal | undefined, what: string, timeoutMs: number): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const signals = [this.stopController.signal, ...(signal ? [signal] : [])];
+      const signals = [signal ? AbortSignal.any([this.stopController.signal, signal]) : this.stopController.signal];
       const cleanup = (): void => {
         clearTimeout(timer);
         for (const s of signals) s.removeEventListener('abort', onAbort);
