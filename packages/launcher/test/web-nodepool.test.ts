@@ -201,3 +201,27 @@ test('/ready is 503 while ZooKeeper is away', async () => {
   w.host.stop();
   w.env.cleanup();
 });
+
+test('the OpenAPI document describes every endpoint with the schemas the server validates with', async () => {
+  const w = await bareWeb((env) => fakeConfig(env), { leaseLimits: { maxTtl: 7200, maxNodesPerLease: 3 } });
+  cleanups.push(() => w.close());
+  const r = await http(`${w.url}/api/v1/openapi.json`);
+  assert.equal(r.status, 200);
+  const doc = r.json() as {
+    openapi: string; paths: Record<string, Record<string, unknown>>;
+    components: { schemas: Record<string, { properties: Record<string, { maximum?: number; additionalProperties?: { maximum?: number } }>; required?: string[] }> };
+  };
+  assert.equal(doc.openapi, '3.1.0');
+  for (const p of ['/image-list', '/dib-image-list', '/node-list', '/request-list', '/label-list', '/ready', '/metrics',
+    '/api/v1/leases', '/api/v1/leases/{id}', '/api/v1/status', '/api/v1/events', '/api/v1/history']) {
+    assert.ok(doc.paths[p], p);
+  }
+  assert.deepEqual(Object.keys(doc.paths['/api/v1/leases/{id}'] ?? {}).sort(), ['delete', 'get', 'parameters', 'patch']);
+  const create = doc.components.schemas.LeaseCreate;
+  assert.ok(create);
+  assert.deepEqual(create.required, ['labels']);
+  assert.equal(create.properties.ttl?.maximum, 7200);
+  assert.equal(create.properties.labels?.additionalProperties?.maximum, 3);
+  assert.ok(doc.components.schemas.Lease?.properties.nodes);
+  assert.deepEqual((await http(`${w.url}/openapi.json`)).json(), doc);
+});
