@@ -103,6 +103,7 @@ export interface DashboardHost {
 
 const FAILURES_KEPT = 20;
 const MAX_REQUESTS_SHOWN = 200;
+const MAX_EVENT_CLIENTS = 200;
 
 function requestTime(r: Readonly<NodeRequest>): number | null {
   const c = r.extra.created_time;
@@ -425,6 +426,10 @@ export class Dashboard {
     app.get(`${API_PREFIX}/status`, async (_req, reply) => reply.header('Cache-Control', 'no-cache').send(await this.status()));
 
     app.get(`${API_PREFIX}/events`, async (req, reply) => {
+      // the feed is open to everyone: bound what idle watchers can hold
+      if (this.clients.size >= MAX_EVENT_CLIENTS) {
+        throw new ApiError(503, 'busy', 'too many dashboards are connected; try again later', {}, 30);
+      }
       reply.hijack();
       const res = reply.raw;
       res.writeHead(200, {

@@ -22,6 +22,7 @@ export type ApiErrorCode =
   | 'lease_failed'
   | 'database_unavailable'
   | 'zookeeper_unavailable'
+  | 'busy'
   | 'internal_error';
 
 export class ApiError extends Error {
