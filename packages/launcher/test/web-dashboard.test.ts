@@ -2,7 +2,7 @@
 // what a person sees — label and provider counts against min-ready and max-servers, the request
 // queue, failures, leases, history charts from the database — updating live (server-sent
 // events) when nodes change state, without a reload. Leaves a screenshot in
-// test-results/dashboard.png (and docs/dashboard.png when small enough for the README).
+// test-results/dashboard.png; UPDATE_DOCS_SCREENSHOT=1 also refreshes docs/dashboard.png (< 300 KB).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -151,9 +151,11 @@ test('the dashboard renders the launcher\'s state and follows it live in Chromiu
   await page.screenshot({ path: shot, fullPage: true });
   const size = statSync(shot).size;
   assert.ok(size > 10_000, 'a real screenshot');
-  if (size < 300 * 1024) {
+  // docs/dashboard.png (shown by the docs) is refreshed on request, so test runs leave the tree clean
+  const docShot = join(ROOT, 'docs', 'dashboard.png');
+  if (size < 300 * 1024 && (!existsSync(docShot) || process.env.UPDATE_DOCS_SCREENSHOT === '1')) {
     mkdirSync(join(ROOT, 'docs'), { recursive: true });
-    copyFileSync(shot, join(ROOT, 'docs', 'dashboard.png'));
+    copyFileSync(shot, docShot);
   }
 
   // returning the lease: in-use back to 0, live
