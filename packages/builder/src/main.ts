@@ -5,13 +5,11 @@
 //   beyond Nodepool: --dib-cmd CMD (another disk-image-create), --version
 // Without -f/-d the builder detaches (a child in a new session, output to the log file) the way
 // Nodepool daemonizes; systemd units run it with -f.
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { parse as parseYaml } from 'yaml';
-import { configureLogging, getLogger } from '@nodepool-ts/core/log';
+import { readLogConfig, runDaemon, type LogConfig } from '@nodepool-ts/core/daemon';
 import { Builder } from './builder.js';
 
 /** test/dib/fake-disk-image-create in the repository (what `--fake` runs). */
@@ -39,18 +37,6 @@ options:
   --dib-cmd DIB_CMD     the disk-image-create command to run (default: disk-image-create)
   --version             show program's version number and exit
 `;
-
-interface LogConfig {
-  level?: string;
-  file?: string;
-}
-
-function readLogConfig(path: string | undefined): LogConfig {
-  if (!path) return {};
-  const raw = parseYaml(readFileSync(path, 'utf8')) as unknown;
-  if (raw === null || typeof raw !== 'object') throw new Error(`${path}: expected a mapping with level/file`);
-  return raw as LogConfig;
-}
 
 function positiveInt(value: string | undefined, flag: string, dflt: number): number {
   if (value === undefined) return dflt;
@@ -112,74 +98,25 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.stderr.write(`nodepool-builder: bad log config: ${(err as Error).message}\n`);
     return 1;
   }
-
-  if (!args.foreground && !args.debug) {
-    // Daemonize: re-run ourselves detached in the foreground, output appended to the log file.
-    const logFile = logConfig.file ?? '/var/log/nodepool/builder.log';
-    mkdirSync(dirname(logFile), { recursive: true });
-    const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...argv, '-f'], {
-      detached: true, stdio: ['ignore', out, out],
-    });
-    child.unref();
-    process.stdout.write(`nodepool-builder running as pid ${child.pid}, logging to ${logFile}\n`);
-    return 0;
-  }
-
-  const level = args.debug ? 'debug' : (logConfig.level as 'info' | undefined) ?? undefined;
-  configureLogging({ level, destination: logConfig.file ?? 2 });
-  const log = getLogger('nodepool.builder');
-
-  const pidfile = args.pidfile;
-  try {
-    mkdirSync(dirname(pidfile), { recursive: true });
-    writeFileSync(pidfile, `${process.pid}\n`);
-  } catch (err) {
-    log.warn(`could not write pid file ${pidfile}: ${(err as Error).message}`);
-  }
-
-  const builder = new Builder({
-    configFile: args.config,
-    secureFile: args.secure ?? null,
-    buildWorkers,
-    uploadWorkers,
-    dibCmd: args['dib-cmd'] ?? (args.fake ? FAKE_DIB_CMD : 'disk-image-create'),
-  });
-  let stopping: Promise<void> | null = null;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    log.info(`Received ${signal}; stopping`);
+  const values = args;
+  return runDaemon({
+    name: 'nodepool-builder',
+    logger: 'nodepool.builder',
+    argv,
+    foreground: values.foreground === true,
+    debug: values.debug === true,
+    logConfig,
+    defaultLogFile: '/var/log/nodepool/builder.log',
+    pidfile: values.pidfile,
+    stopSignals: ['SIGINT', 'SIGTERM'],
     // running builds get SIGTERM and 30 s to unmount their chroot before SIGKILL
-    const deadline = setTimeout(() => {
-      log.error('Graceful stop took longer than 60 s; exiting');
-      process.exit(1);
-    }, 60_000);
-    deadline.unref();
-    stopping = builder.stop().finally(() => {
-      rmSync(pidfile, { force: true });
-      clearTimeout(deadline);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGUSR2', () => log.info({ state: builder.describe() }, 'State dump (SIGUSR2)'));
-
-  try {
-    await builder.start();
-  } catch (err) {
-    log.error({ err: (err as Error).message }, `nodepool-builder failed to start: ${(err as Error).message}`);
-    process.stderr.write(`nodepool-builder: ${(err as Error).message}\n`);
-    await builder.stop().catch(() => undefined);
-    rmSync(pidfile, { force: true });
-    return 1;
-  }
-  await new Promise<void>((resolveStop) => {
-    const check = setInterval(() => {
-      if (stopping) {
-        clearInterval(check);
-        void stopping.then(resolveStop);
-      }
-    }, 100);
+    stopGraceMs: 60_000,
+    create: () => new Builder({
+      configFile: values.config,
+      secureFile: values.secure ?? null,
+      buildWorkers,
+      uploadWorkers,
+      dibCmd: values['dib-cmd'] ?? (values.fake ? FAKE_DIB_CMD : 'disk-image-create'),
+    }),
   });
-  return 0;
 }

@@ -4,11 +4,7 @@
 // Without -f/-d the launcher detaches (a child in a new session, output to the log file) the way
 // Nodepool daemonizes; systemd units run it with -f.
 import { parseArgs } from 'node:util';
-import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { configureLogging, getLogger } from '@nodepool-ts/core/log';
+import { readLogConfig, runDaemon, type LogConfig } from '@nodepool-ts/core/daemon';
 import { Launcher } from './launcher.js';
 import { VERSION } from './version.js';
 
@@ -28,18 +24,6 @@ options:
   --no-history   do not record node and request history in the database
   --version      show program's version number and exit
 `;
-
-interface LogConfig {
-  level?: string;
-  file?: string;
-}
-
-function readLogConfig(path: string | undefined): LogConfig {
-  if (!path) return {};
-  const raw = parseYaml(readFileSync(path, 'utf8')) as unknown;
-  if (raw === null || typeof raw !== 'object') throw new Error(`${path}: expected a mapping with level/file`);
-  return raw as LogConfig;
-}
 
 export async function main(argv: string[]): Promise<number | undefined> {
   let args;
@@ -79,73 +63,24 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.stderr.write(`nodepool-launcher: bad log config: ${(err as Error).message}\n`);
     return 1;
   }
-
-  if (!args.foreground && !args.debug) {
-    // Daemonize: re-run ourselves detached in the foreground, output appended to the log file.
-    const logFile = logConfig.file ?? '/var/log/nodepool/launcher.log';
-    mkdirSync(dirname(logFile), { recursive: true });
-    const out = openSync(logFile, 'a');
-    const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...argv, '-f'], {
-      detached: true, stdio: ['ignore', out, out],
-    });
-    child.unref();
-    process.stdout.write(`nodepool-launcher running as pid ${child.pid}, logging to ${logFile}\n`);
-    return 0;
-  }
-
-  const level = args.debug ? 'debug' : (logConfig.level as 'info' | undefined) ?? undefined;
-  configureLogging({ level, destination: logConfig.file ?? 2 });
-  const log = getLogger('nodepool.launcher');
-
-  const pidfile = args.pidfile;
-  try {
-    mkdirSync(dirname(pidfile), { recursive: true });
-    writeFileSync(pidfile, `${process.pid}\n`);
-  } catch (err) {
-    log.warn(`could not write pid file ${pidfile}: ${(err as Error).message}`);
-  }
-
-  const launcher = new Launcher({
-    configFile: args.config,
-    secureFile: args.secure ?? null,
-    webapp: !args['no-webapp'],
-    record: !args['no-history'],
+  const values = args;
+  return runDaemon({
+    name: 'nodepool-launcher',
+    logger: 'nodepool.launcher',
+    argv,
+    foreground: values.foreground === true,
+    debug: values.debug === true,
+    logConfig,
+    defaultLogFile: '/var/log/nodepool/launcher.log',
+    pidfile: values.pidfile,
+    // Nodepool: SIGINT/SIGUSR1 stop gracefully, SIGTERM exits at once; here SIGTERM is graceful too
+    stopSignals: ['SIGINT', 'SIGTERM', 'SIGUSR1'],
+    stopGraceMs: 30_000,
+    create: () => new Launcher({
+      configFile: values.config,
+      secureFile: values.secure ?? null,
+      webapp: !values['no-webapp'],
+      record: !values['no-history'],
+    }),
   });
-  let stopping: Promise<void> | null = null;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    log.info(`Received ${signal}; stopping`);
-    const deadline = setTimeout(() => {
-      log.error('Graceful stop took longer than 30 s; exiting');
-      process.exit(1);
-    }, 30_000);
-    deadline.unref();
-    stopping = launcher.stop().finally(() => {
-      rmSync(pidfile, { force: true });
-      clearTimeout(deadline);
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGUSR1', () => stop('SIGUSR1'));
-  process.on('SIGUSR2', () => log.info({ state: launcher.describe() }, 'State dump (SIGUSR2)'));
-
-  try {
-    await launcher.start();
-  } catch (err) {
-    log.error({ err: (err as Error).message }, `nodepool-launcher failed to start: ${(err as Error).message}`);
-    process.stderr.write(`nodepool-launcher: ${(err as Error).message}\n`);
-    await launcher.stop().catch(() => undefined);
-    rmSync(pidfile, { force: true });
-    return 1;
-  }
-  await new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (stopping) {
-        clearInterval(check);
-        void stopping.then(resolve);
-      }
-    }, 100);
-  });
-  return 0;
 }

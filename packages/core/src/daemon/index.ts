@@ -1,0 +1,109 @@
+// What nodepool-launcher and nodepool-builder share as daemons: Nodepool's -l/-p/-d/-f handling,
+// detaching, the pid file, and signals (SIGINT/SIGTERM/SIGUSR1 stop gracefully within a bound,
+// SIGUSR2 dumps state). Each daemon keeps its own flags and service object.
+import { spawn } from 'node:child_process';
+import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { configureLogging, getLogger, type Logger } from '../log/index.js';
+
+export interface LogConfig {
+  level?: string;
+  file?: string;
+}
+
+/** `-l FILE`: YAML `{level: info, file: /var/log/nodepool/launcher.log}`. */
+export function readLogConfig(path: string | undefined): LogConfig {
+  if (!path) return {};
+  const raw = parseYaml(readFileSync(path, 'utf8')) as unknown;
+  if (raw === null || typeof raw !== 'object') throw new Error(`${path}: expected a mapping with level/file`);
+  return raw as LogConfig;
+}
+
+export interface Service {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  describe(): Record<string, unknown>;
+}
+
+export interface DaemonOptions {
+  /** program name for messages, e.g. `nodepool-launcher` */
+  name: string;
+  /** logger name, e.g. `nodepool.launcher` */
+  logger: string;
+  argv: string[];
+  foreground: boolean;
+  debug: boolean;
+  logConfig: LogConfig;
+  /** log file when detaching without `file:` in the log config */
+  defaultLogFile: string;
+  pidfile: string;
+  /** signals that stop gracefully */
+  stopSignals: NodeJS.Signals[];
+  /** how long a graceful stop may take before the process exits anyway */
+  stopGraceMs: number;
+  /** builds the service once logging is configured */
+  create(log: Logger): Service;
+}
+
+/**
+ * Run a daemon the Nodepool way. Without -f/-d it re-runs itself detached in the foreground with
+ * output appended to the log file, and returns at once. Otherwise it writes the pid file, starts
+ * the service and resolves with the exit code once a stop signal has been handled.
+ */
+export async function runDaemon(o: DaemonOptions): Promise<number> {
+  if (!o.foreground && !o.debug) {
+    const logFile = o.logConfig.file ?? o.defaultLogFile;
+    mkdirSync(dirname(logFile), { recursive: true });
+    const out = openSync(logFile, 'a');
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...o.argv, '-f'], {
+      detached: true, stdio: ['ignore', out, out],
+    });
+    child.unref();
+    process.stdout.write(`${o.name} running as pid ${child.pid}, logging to ${logFile}\n`);
+    return 0;
+  }
+
+  const level = o.debug ? 'debug' : (o.logConfig.level as 'info' | undefined) ?? undefined;
+  configureLogging({ level, destination: o.logConfig.file ?? 2 });
+  const log = getLogger(o.logger);
+  try {
+    mkdirSync(dirname(o.pidfile), { recursive: true });
+    writeFileSync(o.pidfile, `${process.pid}\n`);
+  } catch (err) {
+    log.warn(`could not write pid file ${o.pidfile}: ${(err as Error).message}`);
+  }
+
+  const service = o.create(log);
+  let stopping: Promise<void> | null = null;
+  let stopped!: () => void;
+  const done = new Promise<void>((r) => { stopped = r; });
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    log.info(`Received ${signal}; stopping`);
+    const deadline = setTimeout(() => {
+      log.error(`Graceful stop took longer than ${o.stopGraceMs / 1000} s; exiting`);
+      process.exit(1);
+    }, o.stopGraceMs);
+    deadline.unref();
+    stopping = service.stop().finally(() => {
+      rmSync(o.pidfile, { force: true });
+      clearTimeout(deadline);
+      stopped();
+    });
+  };
+  for (const sig of o.stopSignals) process.on(sig, () => stop(sig));
+  process.on('SIGUSR2', () => log.info({ state: service.describe() }, 'State dump (SIGUSR2)'));
+
+  try {
+    await service.start();
+  } catch (err) {
+    log.error({ err: (err as Error).message }, `${o.name} failed to start: ${(err as Error).message}`);
+    process.stderr.write(`${o.name}: ${(err as Error).message}\n`);
+    await service.stop().catch(() => undefined);
+    rmSync(o.pidfile, { force: true });
+    return 1;
+  }
+  await done;
+  return 0;
+}
