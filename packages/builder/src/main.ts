@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readLogConfig, runDaemon, type LogConfig } from '@nodepool-ts/core/daemon';
+import { commonDaemonFlags, runDaemon } from '@nodepool-ts/core/daemon';
 import { Builder } from './builder.js';
 
 /** test/dib/fake-disk-image-create in the repository (what `--fake` runs). */
@@ -62,18 +62,11 @@ export async function main(argv: string[]): Promise<number | undefined> {
     args = parseArgs({
       args: argv,
       options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string', short: 'c', default: '/etc/nodepool/nodepool.yaml' },
-        secure: { type: 'string', short: 's' },
-        logconfig: { type: 'string', short: 'l' },
-        pidfile: { type: 'string', short: 'p', default: '/var/run/nodepool/nodepool-builder.pid' },
-        debug: { type: 'boolean', short: 'd' },
-        foreground: { type: 'boolean', short: 'f' },
+        ...commonDaemonFlags('/var/run/nodepool/nodepool-builder.pid'),
         'build-workers': { type: 'string' },
         'upload-workers': { type: 'string' },
         fake: { type: 'boolean' },
         'dib-cmd': { type: 'string' },
-        version: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -83,31 +76,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.stderr.write(`${USAGE}nodepool-builder: error: ${(err as Error).message}\n`);
     return 2;
   }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (args.version) {
-    process.stdout.write(`${version()}\n`);
-    return 0;
-  }
-  let logConfig: LogConfig;
-  try {
-    logConfig = readLogConfig(args.logconfig);
-  } catch (err) {
-    process.stderr.write(`nodepool-builder: bad log config: ${(err as Error).message}\n`);
-    return 1;
-  }
   const values = args;
   return runDaemon({
     name: 'nodepool-builder',
     logger: 'nodepool.builder',
     argv,
-    foreground: values.foreground === true,
-    debug: values.debug === true,
-    logConfig,
+    flags: values,
+    usage: USAGE,
+    version: version(),
     defaultLogFile: '/var/log/nodepool/builder.log',
-    pidfile: values.pidfile,
     stopSignals: ['SIGINT', 'SIGTERM'],
     // running builds get SIGTERM and 30 s to unmount their chroot before SIGKILL
     stopGraceMs: 60_000,

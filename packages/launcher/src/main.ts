@@ -4,7 +4,7 @@
 // Without -f/-d the launcher detaches (a child in a new session, output to the log file) the way
 // Nodepool daemonizes; systemd units run it with -f.
 import { parseArgs } from 'node:util';
-import { readLogConfig, runDaemon, type LogConfig } from '@nodepool-ts/core/daemon';
+import { commonDaemonFlags, runDaemon } from '@nodepool-ts/core/daemon';
 import { Launcher } from './launcher.js';
 import { VERSION } from './version.js';
 
@@ -31,16 +31,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     args = parseArgs({
       args: argv,
       options: {
-        help: { type: 'boolean', short: 'h' },
-        config: { type: 'string', short: 'c', default: '/etc/nodepool/nodepool.yaml' },
-        secure: { type: 'string', short: 's' },
-        logconfig: { type: 'string', short: 'l' },
-        pidfile: { type: 'string', short: 'p', default: '/var/run/nodepool/nodepool.pid' },
-        debug: { type: 'boolean', short: 'd' },
-        foreground: { type: 'boolean', short: 'f' },
+        ...commonDaemonFlags('/var/run/nodepool/nodepool.pid'),
         'no-webapp': { type: 'boolean' },
         'no-history': { type: 'boolean' },
-        version: { type: 'boolean' },
       },
       strict: true,
     }).values;
@@ -48,31 +41,15 @@ export async function main(argv: string[]): Promise<number | undefined> {
     process.stderr.write(`${USAGE}nodepool-launcher: error: ${(err as Error).message}\n`);
     return 2;
   }
-  if (args.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
-  if (args.version) {
-    process.stdout.write(`${VERSION}\n`);
-    return 0;
-  }
-  let logConfig: LogConfig;
-  try {
-    logConfig = readLogConfig(args.logconfig);
-  } catch (err) {
-    process.stderr.write(`nodepool-launcher: bad log config: ${(err as Error).message}\n`);
-    return 1;
-  }
   const values = args;
   return runDaemon({
     name: 'nodepool-launcher',
     logger: 'nodepool.launcher',
     argv,
-    foreground: values.foreground === true,
-    debug: values.debug === true,
-    logConfig,
+    flags: values,
+    usage: USAGE,
+    version: VERSION,
     defaultLogFile: '/var/log/nodepool/launcher.log',
-    pidfile: values.pidfile,
     // Nodepool: SIGINT/SIGUSR1 stop gracefully, SIGTERM exits at once; here SIGTERM is graceful too
     stopSignals: ['SIGINT', 'SIGTERM', 'SIGUSR1'],
     stopGraceMs: 30_000,

@@ -26,18 +26,40 @@ export interface Service {
   describe(): Record<string, unknown>;
 }
 
+/** The flags both daemons take from Nodepool, for node:util parseArgs. */
+export function commonDaemonFlags(defaultPidfile: string) {
+  return {
+    help: { type: 'boolean', short: 'h' },
+    config: { type: 'string', short: 'c', default: '/etc/nodepool/nodepool.yaml' },
+    secure: { type: 'string', short: 's' },
+    logconfig: { type: 'string', short: 'l' },
+    pidfile: { type: 'string', short: 'p', default: defaultPidfile },
+    debug: { type: 'boolean', short: 'd' },
+    foreground: { type: 'boolean', short: 'f' },
+    version: { type: 'boolean' },
+  } as const;
+}
+
+export interface CommonFlags {
+  help?: boolean;
+  version?: boolean;
+  logconfig?: string;
+  pidfile: string;
+  debug?: boolean;
+  foreground?: boolean;
+}
+
 export interface DaemonOptions {
   /** program name for messages, e.g. `nodepool-launcher` */
   name: string;
   /** logger name, e.g. `nodepool.launcher` */
   logger: string;
   argv: string[];
-  foreground: boolean;
-  debug: boolean;
-  logConfig: LogConfig;
+  flags: CommonFlags;
+  usage: string;
+  version: string;
   /** log file when detaching without `file:` in the log config */
   defaultLogFile: string;
-  pidfile: string;
   /** signals that stop gracefully */
   stopSignals: NodeJS.Signals[];
   /** how long a graceful stop may take before the process exits anyway */
@@ -52,8 +74,24 @@ export interface DaemonOptions {
  * the service and resolves with the exit code once a stop signal has been handled.
  */
 export async function runDaemon(o: DaemonOptions): Promise<number> {
-  if (!o.foreground && !o.debug) {
-    const logFile = o.logConfig.file ?? o.defaultLogFile;
+  if (o.flags.help) {
+    process.stdout.write(o.usage);
+    return 0;
+  }
+  if (o.flags.version) {
+    process.stdout.write(`${o.version}\n`);
+    return 0;
+  }
+  let logConfig: LogConfig;
+  try {
+    logConfig = readLogConfig(o.flags.logconfig);
+  } catch (err) {
+    process.stderr.write(`${o.name}: bad log config: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const pidfile = o.flags.pidfile;
+  if (!o.flags.foreground && !o.flags.debug) {
+    const logFile = logConfig.file ?? o.defaultLogFile;
     mkdirSync(dirname(logFile), { recursive: true });
     const out = openSync(logFile, 'a');
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...o.argv, '-f'], {
@@ -64,14 +102,14 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     return 0;
   }
 
-  const level = o.debug ? 'debug' : (o.logConfig.level as 'info' | undefined) ?? undefined;
-  configureLogging({ level, destination: o.logConfig.file ?? 2 });
+  const level = o.flags.debug ? 'debug' : (logConfig.level as 'info' | undefined) ?? undefined;
+  configureLogging({ level, destination: logConfig.file ?? 2 });
   const log = getLogger(o.logger);
   try {
-    mkdirSync(dirname(o.pidfile), { recursive: true });
-    writeFileSync(o.pidfile, `${process.pid}\n`);
+    mkdirSync(dirname(pidfile), { recursive: true });
+    writeFileSync(pidfile, `${process.pid}\n`);
   } catch (err) {
-    log.warn(`could not write pid file ${o.pidfile}: ${(err as Error).message}`);
+    log.warn(`could not write pid file ${pidfile}: ${(err as Error).message}`);
   }
 
   const service = o.create(log);
@@ -87,7 +125,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     }, o.stopGraceMs);
     deadline.unref();
     stopping = service.stop().finally(() => {
-      rmSync(o.pidfile, { force: true });
+      rmSync(pidfile, { force: true });
       clearTimeout(deadline);
       stopped();
     });
@@ -101,7 +139,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     log.error({ err: (err as Error).message }, `${o.name} failed to start: ${(err as Error).message}`);
     process.stderr.write(`${o.name}: ${(err as Error).message}\n`);
     await service.stop().catch(() => undefined);
-    rmSync(o.pidfile, { force: true });
+    rmSync(pidfile, { force: true });
     return 1;
   }
   await done;
