@@ -136,6 +136,11 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
   try {
     await service.start();
   } catch (err) {
+    if (stopping) {
+      // a stop signal during start-up: the service failing to finish starting is the stop
+      await done;
+      return 0;
+    }
     log.error({ err: (err as Error).message }, `${o.name} failed to start: ${(err as Error).message}`);
     process.stderr.write(`${o.name}: ${(err as Error).message}\n`);
     await service.stop().catch(() => undefined);
