@@ -1,17 +1,33 @@
 // DeletedNodeWorker (§3.9): reaps unlocked nodes in a reapable state and deallocates READY nodes
 // whose request vanished. Runs on node-cache changes (debounced) and every 5 s as Nodepool does.
+// Each deletion runs on its own (Nodepool starts a NodeDeleter thread per node): a server whose
+// delete hangs in the cloud never holds up the others. A failed deletion is retried with backoff.
 import type { Node } from '@nodepool-ts/core/model';
-import { NotFoundError } from '@nodepool-ts/core/provider';
+import { NotFoundError, ProviderTimeoutError } from '@nodepool-ts/core/provider';
+import type { Logger } from '@nodepool-ts/core/log';
 import { paths } from '@nodepool-ts/core/zk';
+import type { CloudManager } from './drivers.js';
 import type { Launcher } from './launcher.js';
 
 const DELETE_INTERVAL_MS = 5_000;
+/** Nodepool's limit on waiting for one server to go (waitForNodeCleanup) */
 const SERVER_DELETE_WAIT_MS = 600_000;
+/** a delete the cloud accepted but did not complete is issued again after this, then twice as long ... */
+const DELETE_REISSUE_FIRST_MS = 5_000;
+const DELETE_REISSUE_MAX_MS = 120_000;
+/** a failed deletion (cloud error) is retried after this, doubling up to the cap */
+const DELETE_RETRY_FIRST_MS = 5_000;
+const DELETE_RETRY_MAX_MS = 300_000;
+/** deletions running at once per launcher */
+const MAX_DELETES = 64;
 export const REAPABLE = new Set(['used', 'in-use', 'building', 'failed', 'deleting', 'deleted', 'aborted']);
 
 export class DeletedNodeWorker {
   private timer: NodeJS.Timeout | null = null;
   private inProgress = new Map<string, Promise<void>>();
+  /** nodes whose deletion failed: how often, and not before when to try again */
+  private retries = new Map<string, { failures: number; notBefore: number }>();
+  private readonly abort = new AbortController();
   private watchedLocks = new Set<string>();
   private running = false;
   private again = false;
@@ -31,6 +47,8 @@ export class DeletedNodeWorker {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    // waits for servers to go are cut short; their nodes stay `deleting` for the next launcher
+    this.abort.abort();
     await Promise.allSettled([...this.inProgress.values()]);
   }
 
@@ -65,7 +83,10 @@ export class DeletedNodeWorker {
     if (l.zk.state !== 'connected') return;
     const nodes = l.nodeCache.all();
     const work: Promise<void>[] = [];
+    const now = Date.now();
+    const present = new Set<string>();
     for (const node of nodes) {
+      if (node.id !== null) present.add(node.id);
       if (node.id === null || this.inProgress.has(node.id)) continue;
       if (node.provider !== null && !l.hasProvider(node.provider)) continue;
       if (node.state === 'ready' && node.allocated_to !== null) {
@@ -73,6 +94,8 @@ export class DeletedNodeWorker {
         continue;
       }
       if (!REAPABLE.has(node.state)) continue;
+      if ((this.retries.get(node.id)?.notBefore ?? 0) > now) continue;
+      if (this.inProgress.size + work.length >= MAX_DELETES) break;
       work.push(this.tryDelete(node));
       if (work.length >= 64) {
         await Promise.allSettled(work);
@@ -80,6 +103,7 @@ export class DeletedNodeWorker {
       }
     }
     await Promise.allSettled(work);
+    for (const id of this.retries.keys()) if (!present.has(id)) this.retries.delete(id);
   }
 
   private async deallocate(node: Node): Promise<void> {
@@ -104,54 +128,117 @@ export class DeletedNodeWorker {
    */
   private async lockedByOther(id: string): Promise<boolean> {
     if (this.watchedLocks.has(id)) return true;
+    // Marked before the read: the release may be notified before our continuation runs (reply
+    // and notification in one chunk); marking afterwards would then wait for a watch already spent.
+    this.watchedLocks.add(id);
+    let fired = false;
     const children = await this.launcher.zk.listChildren(paths.nodeLock(id), () => {
+      fired = true;
       this.watchedLocks.delete(id);
       this.trigger();
     }).catch(() => null);
-    if (children === null || children.length === 0) return false;
-    this.watchedLocks.add(id);
+    if (fired) return true; // changed already: the pass it triggered looks again
+    if (children === null || children.length === 0) {
+      this.watchedLocks.delete(id);
+      return false;
+    }
     return true;
   }
 
+  /** Watches die with their session: after a new one, every lock is looked at afresh. */
+  sessionRenewed(): void {
+    this.watchedLocks.clear();
+    this.trigger();
+  }
+
+  /** Lock the node and start its deletion; resolves once the deletion is under way (or skipped). */
   private async tryDelete(node: Node): Promise<void> {
     const l = this.launcher;
     if (node.id === null) return;
     if (await this.lockedByOther(node.id)) return;
-    if (!(await l.zk.lockNode(node, { blocking: false }))) return;
+    if (this.inProgress.has(node.id) || !(await l.zk.lockNode(node, { blocking: false }))) return;
     const id = node.id;
-    const p = this.deleteLocked(node).catch((err: unknown) => {
+    const p = this.deleteLocked(node).then((deleted) => {
+      if (deleted) this.retries.delete(id);
+      else this.failed(id);
+    }, (err: unknown) => {
       this.log.error({ node: id, err: (err as Error).message }, `Error deleting node ${id}`);
+      this.failed(id);
     }).finally(() => {
       this.inProgress.delete(id);
+      this.trigger();
     });
     this.inProgress.set(id, p);
-    await p;
   }
 
-  /** NodeDeleter: node is locked by us. */
-  private async deleteLocked(node: Node): Promise<void> {
+  private failed(id: string): void {
+    if (this.stopped) return;
+    const failures = (this.retries.get(id)?.failures ?? 0) + 1;
+    const delay = Math.min(DELETE_RETRY_MAX_MS, DELETE_RETRY_FIRST_MS * 2 ** Math.min(failures - 1, 16));
+    this.retries.set(id, { failures, notBefore: Date.now() + delay });
+    this.log.info({ node: id, failures }, `Deletion of node ${id} failed ${failures} time(s); retrying in ${Math.round(delay / 1000)} s`);
+  }
+
+  /** NodeDeleter: node is locked by us. True when the node is gone (or not ours to delete). */
+  private async deleteLocked(node: Node): Promise<boolean> {
     const l = this.launcher;
     const fresh = node.id !== null ? await l.zk.getNode(node.id) : null;
     if (fresh === null) {
       await l.zk.unlockNode(node).catch(() => undefined);
-      return;
+      return true;
     }
     if (fresh.state === 'deleted' || fresh.provider === null) {
       await l.zk.deleteNode(fresh);
       l.recordNodeRemoved(fresh, 'DeletedNodeWorker');
-      return;
+      return true;
     }
     if (!REAPABLE.has(fresh.state)) {
       await l.zk.unlockNode(node);
-      return;
+      return true;
     }
-    await l.deleteNodeLocked(node, fresh, 'DeletedNodeWorker');
+    return deleteNodeAndServer(l, node, fresh, 'DeletedNodeWorker', this.abort.signal);
+  }
+}
+
+/** A node's provider has no manager right now (a reload replacing it, or a removed provider). */
+export class ProviderNotLoadedError extends Error {
+  readonly code = 'ENOPROVIDER';
+  constructor(readonly provider: string) {
+    super(`provider ${provider} is not loaded`);
+    this.name = 'ProviderNotLoadedError';
+  }
+}
+
+/**
+ * Wait for a deleted server to go. A delete the cloud accepted but does not complete is issued
+ * again after 5 s, 10 s, 20 s ... (at most every 2 min), up to Nodepool's 10 min in all.
+ */
+async function waitServerGone(manager: CloudManager, id: string, log: Logger, signal?: AbortSignal): Promise<void> {
+  const started = Date.now();
+  const deadline = started + SERVER_DELETE_WAIT_MS;
+  let wait = DELETE_REISSUE_FIRST_MS;
+  for (;;) {
+    try {
+      await manager.waitForServerDeletion(id, Math.max(0, Math.min(wait, deadline - Date.now())), signal);
+      return;
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      if (!(err instanceof ProviderTimeoutError) || Date.now() >= deadline || signal?.aborted) throw err;
+    }
+    log.warn({ server: id }, `Server ${id} still exists ${Math.round((Date.now() - started) / 1000)} s after its delete; deleting it again`);
+    try {
+      await manager.deleteServer(id);
+    } catch (err) {
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    wait = Math.min(wait * 2, DELETE_REISSUE_MAX_MS);
   }
 }
 
 /** Delete the server behind a locked node, then the znode. Errors keep the record for a retry. */
 export async function deleteNodeAndServer(
-  launcher: Launcher, lockedRef: Node, fresh: Node, by: string,
+  launcher: Launcher, lockedRef: Node, fresh: Node, by: string, signal?: AbortSignal,
 ): Promise<boolean> {
   const l = launcher;
   const log = l.logger('nodepool.NodeDeleter');
@@ -163,11 +250,16 @@ export async function deleteNodeAndServer(
   }
   const manager = fresh.provider !== null ? l.manager(fresh.provider) : null;
   try {
+    if (manager === null && fresh.provider !== null && fresh.external_id) {
+      // the provider is being replaced by a reload (or was removed): deleting the znode now
+      // would orphan the server; retry once a manager is there (or cleanup finds the leak)
+      throw new ProviderNotLoadedError(fresh.provider);
+    }
     if (manager && manager.kind === 'cloud' && fresh.external_id) {
       log.info(`Deleting server ${fresh.external_id} for node ${fresh.id}`);
       try {
         await manager.deleteServer(fresh.external_id);
-        await manager.waitForServerDeletion(fresh.external_id, SERVER_DELETE_WAIT_MS);
+        await waitServerGone(manager, fresh.external_id, log, signal);
       } catch (err) {
         if (!(err instanceof NotFoundError)) throw err;
       }

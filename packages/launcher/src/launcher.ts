@@ -28,6 +28,8 @@ const QUOTA_CACHE_MS = 300_000;
 const IMAGE_CACHE_MS = 2_000;
 /** after a peer launcher went away: time for the DeletedNodeWorker to reap its nodes first */
 const PEER_CLEANUP_DELAY_MS = 10_000;
+/** a provider manager replaced by a reload is stopped once its launches ended, or after this */
+const RETIRE_MAX_MS = 600_000;
 
 export interface LauncherOptions {
   configFile: string;
@@ -63,6 +65,8 @@ export class Launcher implements LauncherContext {
   private launcherList: LauncherInfo[] = [];
   private knownLaunchers = new Set<string>();
   private peerCleanupTimer: NodeJS.Timeout | null = null;
+  /** managers replaced by a reload, still running launches started before it */
+  private retiring = new Map<AnyProviderManager, NodeJS.Timeout | null>();
   private cleanupTimer: NodeJS.Timeout | null = null;
   private cronTasks: { stop(): void }[] = [];
   private quotaCache = new Map<string, { at: number; value: Resources }>();
@@ -147,7 +151,9 @@ export class Launcher implements LauncherContext {
     });
     this.nodeCache?.stop();
     this.requestCache?.stop();
-    await Promise.allSettled([...this.providers.values()].map((p) => p.stop()));
+    for (const t of this.retiring.values()) if (t) clearTimeout(t);
+    await Promise.allSettled([...this.providers.values(), ...this.retiring.keys()].map((p) => p.stop()));
+    this.retiring.clear();
     await this.zk?.close();
     this.log.info('nodepool-launcher stopped');
   }
@@ -207,7 +213,7 @@ export class Launcher implements LauncherContext {
       const next = config.providers.get(name);
       if (!next || !providersEqual(mgr.config, next)) {
         this.providers.delete(name);
-        await mgr.stop().catch(() => undefined);
+        await this.retire(mgr);
       }
     }
     for (const [name, p] of config.providers) {
@@ -252,6 +258,31 @@ export class Launcher implements LauncherContext {
     }
     this.configureCron(config);
     if (this.deletedNodeWorker) await this.syncStatic();
+  }
+
+  /**
+   * A manager replaced by a reload keeps serving the launches started on it (stopping it would
+   * abort them, and fail their requests); it is stopped once they ended. New work uses the new one.
+   */
+  private async retire(mgr: AnyProviderManager): Promise<void> {
+    const busy = (): boolean => this.poolWorkers.some((w) => w.launchesWith(mgr));
+    if (!busy()) {
+      await mgr.stop().catch(() => undefined);
+      return;
+    }
+    const since = Date.now();
+    const check = (): void => {
+      if (busy() && !this.stopped && Date.now() - since < RETIRE_MAX_MS) {
+        const t = setTimeout(check, 500);
+        t.unref();
+        this.retiring.set(mgr, t);
+        return;
+      }
+      this.retiring.delete(mgr);
+      void mgr.stop().catch(() => undefined);
+    };
+    this.log.info({ provider: mgr.name }, `Provider ${mgr.name} changed; its running launches finish on the previous configuration`);
+    check();
   }
 
   /** Static providers keep their registrations in step (start, reload, every cleanup). */
@@ -389,6 +420,7 @@ export class Launcher implements LauncherContext {
   private onSessionState(state: string): void {
     this.log.info({ state }, `ZooKeeper session ${state}`);
     if (state === 'connected') {
+      this.deletedNodeWorker.sessionRenewed();
       void this.refreshLaunchers();
       for (const w of this.workers.values()) {
         void w.register().catch(() => undefined);

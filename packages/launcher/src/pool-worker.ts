@@ -30,6 +30,8 @@ export class PoolWorker {
   private stopped = false;
   private timer: NodeJS.Timeout | null = null;
   private launches = new Set<Promise<unknown>>();
+  /** the provider manager each launch runs on (a reload may replace the worker's manager) */
+  private launchManagers = new Map<Promise<unknown>, AnyProviderManager>();
   private lastWedgeAvoidance = 0;
   private abort = new AbortController();
   private starting = new Set<string>();
@@ -397,11 +399,19 @@ export class PoolWorker {
     });
     const p0 = Date.now();
     this.launches.add(p);
+    this.launchManagers.set(p, manager);
     void p.finally(() => {
       this.launches.delete(p);
+      this.launchManagers.delete(p);
       this.schedule();
     });
     return p;
+  }
+
+  /** Whether a launch still runs on `manager` (a manager replaced by a reload retires after). */
+  launchesWith(manager: AnyProviderManager): boolean {
+    for (const m of this.launchManagers.values()) if (m === manager) return true;
+    return false;
   }
 
   /**

@@ -237,7 +237,8 @@ export class NodeRequestHandler {
       this.aborts++;
       this.retryAt = Date.now() + Math.min(30_000, 500 * 2 ** Math.min(this.aborts - 1, 6));
       this.pause();
-      this.log.info(`Pausing request ${this.id}: ${aborted.length} node launch(es) aborted by cloud quota`);
+      this.log.info({ retryMs: this.retryAt - Date.now(), aborts: this.aborts },
+        `Pausing request ${this.id}: ${aborted.length} node launch(es) aborted by cloud quota; retrying in ${this.retryAt - Date.now()} ms`);
       return;
     }
     // Fulfil: each label takes the first held node of that label, in node_types order.

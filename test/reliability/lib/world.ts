@@ -39,6 +39,16 @@ export async function waitUntil<T>(what: string, fn: () => Promise<T | null | un
   }
 }
 
+/** A server as the leak checks see it, whichever cloud holds it. */
+export interface ServerView {
+  id: string;
+  /** `nodepool_node_id` of its metadata */
+  nodeId: string | null;
+  /** a delete was accepted (the server may still show, as DELETED or deleting) */
+  deleting: boolean;
+  createdAt: number;
+}
+
 export interface FakeFaultsYaml {
   'boot-delay'?: number;
   'create-failure-rate'?: number;
@@ -77,6 +87,10 @@ export class World {
   readonly launchers: LauncherProcess[] = [];
   zk!: ZooKeeper;
   private readonly clientSessionTimeoutMs: number;
+  /** where the servers are read from: the fake cloud's state file unless a scenario sets another */
+  serverSource: () => Promise<ServerView[]> = async () => this.cloudServers().map((s) => ({
+    id: s.id, nodeId: s.metadata.nodepool_node_id ?? null, deleting: s.deletedAt !== null, createdAt: s.createdAt,
+  }));
   private readonly cleanups: (() => Promise<void> | void)[] = [];
   private launcherCount = 0;
 
@@ -194,15 +208,17 @@ ${labels.map((l) => `          - name: ${l.name}\n            cloud-image: fake-
     const requests = new Set(await zkRetry(this.zk, () => this.zk.getNodeRequestIds()));
     const byExternal = new Set(nodes.map((n) => n.external_id).filter((x): x is string => !!x));
     const ids = new Set(nodes.map((n) => n.id));
-    const servers = this.liveServers().filter((s) => !byExternal.has(s.id) && !ids.has(s.metadata.nodepool_node_id ?? ''));
+    const live = (await this.serverSource()).filter((s) => !s.deleting);
+    const servers = live.filter((s) => !byExternal.has(s.id) && !ids.has(s.nodeId ?? ''));
     const restless = nodes.filter((n) => !(n.state === 'ready' && (n.allocated_to === null || requests.has(n.allocated_to))));
     const strayRequests = (await zkRetry(this.zk, () => this.zk.getNodeRequests()))
       .filter((r) => r.requestor === ZUUL_REQUESTOR).map((r) => r.id ?? '');
+    const locked = await Promise.all(restless.map((n) => zkRetry(this.zk, () => this.zk.nodeLockHasContenders(n.id ?? '')).catch(() => false)));
     return {
       servers: servers.map((s) => s.id),
-      nodes: restless.map((n) => `${n.id}:${n.state}${n.allocated_to ? `@${n.allocated_to}` : ''}`),
+      nodes: restless.map((n, i) => `${n.id}:${n.state}${n.allocated_to ? `@${n.allocated_to}` : ''}${locked[i] ? ':locked' : ''}`),
       requests: strayRequests,
-      liveServers: this.liveServers().length,
+      liveServers: live.length,
       readyNodes: nodes.filter((n) => n.state === 'ready').length,
     };
   }
@@ -242,8 +258,8 @@ ${labels.map((l) => `          - name: ${l.name}\n            cloud-image: fake-
 
   async close(opts: { keep?: boolean } = {}): Promise<void> {
     await Promise.allSettled(this.launchers.map((l) => l.stop()));
-    // the chroot goes with a client of the whole server
-    try {
+    // the chroot goes with a client of the whole server (kept for a post-mortem on request)
+    if (!process.env.NODEPOOL_KEEP_RELIABILITY) try {
       const root = new ZooKeeper({ servers: this.zkHosts, connectTimeoutMs: 10_000 });
       await root.connect();
       await root.deleteRecursive(this.chroot).catch(() => undefined);

@@ -339,7 +339,13 @@ export class FakeProviderManager implements ProviderManager {
         const now = Date.now();
         const s = state.servers[id];
         if (!s || isGone(s, now)) throw new NotFoundError(this.name, 'server', id, { operation: 'deleteServer' });
-        if (s.deletedAt === null) state.servers[id] = { ...s, deletedAt: now, goneAt: now + delay };
+        if (s.deletedAt === null) {
+          state.servers[id] = { ...s, deletedAt: now, goneAt: now + delay };
+        } else if (s.goneAt === null || s.goneAt > now + delay) {
+          // A repeated delete is another attempt, as in Nova: once the fault that held the first
+          // one (a long delete-delay) is lifted, it completes on the current schedule.
+          state.servers[id] = { ...s, goneAt: now + delay };
+        }
         pruneGone(state, now);
       });
     });
