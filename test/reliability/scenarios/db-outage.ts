@@ -167,7 +167,7 @@ export async function runDbOutage(o: DbOutageOptions): Promise<ScenarioResult> {
       expectedEvents: expected, foundEvents: final, eventsMissing: missing, eventsDuplicated: duplicated,
       stopMs: tStopped - tStop, restartMs: tBack - tStart,
       fulfilledDuringOutage: outcomes.filter((x) => x.state === 'fulfilled' && (x.answeredAt ?? 0) >= tStopped && (x.answeredAt ?? 0) <= tStart).length,
-      p95BeforeMs: p95(outcomes, t0, tStop), p95DuringMs: p95(outcomes, tStopped, tStart), p95AfterMs: p95(outcomes, tBack, Date.now()),
+      p95BeforeMs: p95(outcomes, tStop - o.baselineMs / 2, tStop), p95DuringMs: p95(outcomes, tStopped, tStart), p95AfterMs: p95(outcomes, tBack, Date.now()),
       latency_ms: s.latency_ms, launcherWarnings: outageWarnings.length,
       sampleWarning: outageWarnings[0]?.line.msg ?? null, leaks: settled.leaks, duplicateTrails: dupTrails,
     };
