@@ -155,3 +155,18 @@ test('an empty node znode is removed by cleanup', async () => {
   await launcher.runCleanup();
   await waitFor('empty znode gone', async () => !(await zk.exists(paths.node(n.id ?? ''))));
 });
+
+test('a burst of requests never launches past max-servers', async () => {
+  const { zk, cloud } = await setup((env) => fakeConfig(env).replace('max-servers: 96', 'max-servers: 3'));
+  const ids = [];
+  for (let i = 0; i < 12; i++) ids.push(await submit(zk, ['fake-label']));
+  let peak = 0;
+  const done = new Set<string>();
+  while (done.size < 3) {
+    const servers = (await cloud.listServers()).filter((s) => s.status !== 'DELETED').length;
+    peak = Math.max(peak, servers, (await zk.getNodes()).length);
+    for (const id of ids) if ((await zk.getNodeRequest(id))?.state === 'fulfilled') done.add(id);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(peak <= 3, `at most 3 nodes/servers at once, saw ${peak}`);
+});

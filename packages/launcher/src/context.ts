@@ -34,6 +34,12 @@ export interface LauncherContext {
   checkReusable(worker: PoolWorker, node: Node): Promise<boolean>;
   keyscan?: (host: string, port: number, timeoutMs: number, signal: AbortSignal) => Promise<string[]>;
   recordNode(node: Node, by: string, reason: string): void;
+  /**
+   * Nodes this launcher just created whose znodes the watch-fed cache has not shown yet: quota
+   * planning counts them, or two plans in a row could both spend the same capacity.
+   */
+  noteCreated(node: Node): void;
+  createdNotCached(): Node[];
   recordRequest(req: NodeRequest, by: string, reason: string): void;
   recordLaunchAttempt(node: Node, by: string, attempt: LaunchAttempt): void;
   launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number): void;

@@ -399,6 +399,7 @@ export class Launcher implements LauncherContext {
   // ---- events ----
 
   private onNodeChange(id: string, node: Node | null): void {
+    this.created.delete(id);
     this.events.emit('node', id, node);
     this.deletedNodeWorker.onNodeChange(node);
     this.minReady.trigger();
@@ -576,6 +577,25 @@ export class Launcher implements LauncherContext {
 
   recordNode(node: Node, by: string, reason: string): void {
     this.events.emit('node-stored', node, by, reason);
+  }
+
+  private created = new Map<string, { node: Node; at: number }>();
+
+  noteCreated(node: Node): void {
+    if (node.id !== null && this.nodeCache.get(node.id) === undefined) this.created.set(node.id, { node, at: Date.now() });
+  }
+
+  createdNotCached(): Node[] {
+    if (this.created.size === 0) return [];
+    // The cache shows a new znode within milliseconds; an entry it never showed (deleted at
+    // once) must not hold quota for ever.
+    const out: Node[] = [];
+    const stale = Date.now() - 10_000;
+    for (const [id, e] of this.created) {
+      if (e.at < stale || this.nodeCache.get(id) !== undefined) this.created.delete(id);
+      else out.push(e.node);
+    }
+    return out;
   }
 
   recordNodeRemoved(node: Node, by: string): void {

@@ -262,7 +262,9 @@ export class PoolWorker {
   }
 
   async storeNode(node: Node, reason: string): Promise<void> {
+    const creating = node.id === null;
     await this.zk.storeNode(node);
+    if (creating) this.ctx.noteCreated(node);
     this.ctx.recordNode(node, this.id, reason);
   }
 
@@ -318,7 +320,7 @@ export class PoolWorker {
     let providerUsed = ZERO;
     let poolUsed = ZERO;
     const ready: Node[] = [];
-    for (const n of this.ctx.nodeCache.all()) {
+    for (const n of [...this.ctx.nodeCache.all(), ...this.ctx.createdNotCached()]) {
       if (n.provider !== this.provider.name) continue;
       const r = this.nodeResources(n, pool.labels);
       providerUsed = addResources(providerUsed, r);
