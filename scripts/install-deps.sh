@@ -3,6 +3,8 @@
 # Idempotent; run as root (or with sudo) on Debian 12. Groups can be chosen:
 #   scripts/install-deps.sh            # core: ZooKeeper + kazoo (demo and unit/integration tests)
 #   scripts/install-deps.sh all        # everything the full test suite uses
+#   scripts/install-deps.sh openstack  # + a real OpenStack (Keystone, Glance, Placement, Nova,
+#                                      #   RabbitMQ) for scripts/openstack-real.sh and its test
 set -euo pipefail
 
 want="${1:-core}"
@@ -10,8 +12,12 @@ core=(zookeeper default-jre-headless python3-kazoo)
 extra=(mariadb-server openssh-server python3-diskimage-builder qemu-utils debootstrap sudo
        python3-openstackclient chromium)
 
+# optional: ~200 packages, so not part of `all` (test/openstack/real.test.ts skips without them)
+openstack=(python3-keystone python3-glance python3-nova python3-placement rabbitmq-server)
+
 pkgs=("${core[@]}")
 if [ "$want" = "all" ]; then pkgs+=("${extra[@]}"); fi
+if [ "$want" = "openstack" ]; then pkgs+=("${extra[@]}" "${openstack[@]}"); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -29,6 +29,8 @@ export interface TokenInfo {
   projectName: string;
   issuedAt: Date;
   expiresAt: Date;
+  /** the token carries the admin role (tokens of an external Keystone: service users) */
+  admin?: boolean;
 }
 
 /** A handler's answer; `stream` handlers write the response themselves. */

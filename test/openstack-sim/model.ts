@@ -55,6 +55,8 @@ export interface SimPort {
   status: PortStatus;
   ip: string;
   mac: string;
+  /** `binding:host_id` (set by a real Nova when it binds the port) */
+  bindingHost: string;
   createdAt: Date;
 }
 

@@ -60,8 +60,21 @@ export async function handleNetwork(sim: OpenStackSim, req: SimRequest): Promise
     case 'ports': return ports(sim, req, token, b);
     case 'floatingips': return floatingIps(sim, req, token, b);
     case 'security-groups': return securityGroups(sim, req, token, b);
-    default: return serviceError('network', 404, 'The resource could not be found.', 'HTTPNotFound');
+    case 'quotas': {
+      if (req.method !== 'GET' || b === undefined) break;
+      return {
+        status: 200,
+        body: {
+          quota: {
+            network: -1, subnet: -1, port: -1, router: -1, floatingip: sim.state.limits.floatingIps, security_group: -1,
+            security_group_rule: -1, rbac_policy: -1, subnetpool: -1,
+          },
+        },
+      };
+    }
+    default: break;
   }
+  return serviceError('network', 404, 'The resource could not be found.', 'HTTPNotFound');
 }
 
 /** Neutron's list filters: any attribute, repeated values OR-ed; `fields` trims the output. */
@@ -94,7 +107,12 @@ function networkJson(n: SimNetwork): Record<string, unknown> {
 }
 
 function visibleNet(n: SimNetwork, token: TokenInfo): boolean {
-  return n.shared || n.external || n.projectId === token.projectId;
+  return token.admin === true || n.shared || n.external || n.projectId === token.projectId;
+}
+
+/** What a token may see: its project's resources, or everything with the admin role. */
+function owns(token: TokenInfo, projectId: string): boolean {
+  return token.admin === true || projectId === token.projectId;
 }
 
 async function networks(sim: OpenStackSim, req: SimRequest, token: TokenInfo, id: string | undefined): Promise<SimResponse> {
@@ -137,18 +155,48 @@ function portJson(sim: OpenStackSim, p: SimPort): Record<string, unknown> {
     mac_address: p.mac, admin_state_up: true, status: p.status, device_id: p.deviceId, device_owner: p.deviceOwner,
     fixed_ips: [{ subnet_id: p.subnetId, ip_address: p.ip }], allowed_address_pairs: [], extra_dhcp_opts: [],
     security_groups: sg ? [sg.id] : [], 'binding:vnic_type': 'normal', port_security_enabled: true,
+    'binding:host_id': p.bindingHost, 'binding:vif_type': p.bindingHost ? 'ovs' : 'unbound',
+    'binding:vif_details': p.bindingHost ? { port_filter: true, connectivity: 'l2' } : {}, 'binding:profile': {},
     ...stdAttrs(p.createdAt),
   };
 }
 
 async function ports(sim: OpenStackSim, req: SimRequest, token: TokenInfo, id: string | undefined): Promise<SimResponse> {
-  const mine = [...sim.state.ports.values()].filter((p) => p.projectId === token.projectId);
+  const mine = [...sim.state.ports.values()].filter((p) => owns(token, p.projectId));
   if (id === undefined && req.method === 'GET') {
     return { status: 200, body: { ports: filterList(mine.map((p) => portJson(sim, p)), req.query) } };
+  }
+  if (id === undefined && req.method === 'POST') {
+    // what a real Nova does when it boots a server on a network
+    const body = asObj((await readJson(req)).port);
+    const net = sim.state.networks.get(String(body?.network_id ?? ''));
+    if (!body || !net || !visibleNet(net, token)) throw err(404, `Network ${String(body?.network_id ?? '')} could not be found.`, 'NetworkNotFound');
+    const project = typeof body.project_id === 'string' ? body.project_id : typeof body.tenant_id === 'string' ? body.tenant_id : token.projectId;
+    const port: SimPort = {
+      id: randomUUID(), name: typeof body.name === 'string' ? body.name : '', networkId: net.id, subnetId: net.subnetId,
+      projectId: project, deviceId: typeof body.device_id === 'string' ? body.device_id : '',
+      deviceOwner: typeof body.device_owner === 'string' ? body.device_owner : '', status: 'DOWN', ip: sim.allocateIp(net),
+      mac: `fa:16:3e:${randomUUID().slice(0, 6).match(/../g)?.join(':') ?? '00:00:00'}`,
+      bindingHost: typeof body['binding:host_id'] === 'string' ? body['binding:host_id'] : '', createdAt: new Date(),
+    };
+    if (port.bindingHost) port.status = 'ACTIVE';
+    sim.state.ports.set(port.id, port);
+    return { status: 201, body: { port: portJson(sim, port) } };
   }
   const p = mine.find((x) => x.id === id);
   if (!p) throw err(404, `Port ${id ?? ''} could not be found.`, 'PortNotFound');
   if (req.method === 'GET') return { status: 200, body: { port: portJson(sim, p) } };
+  if (req.method === 'PUT') {
+    const body = asObj((await readJson(req)).port) ?? {};
+    if (typeof body.device_id === 'string') p.deviceId = body.device_id;
+    if (typeof body.device_owner === 'string') p.deviceOwner = body.device_owner;
+    if (typeof body.name === 'string') p.name = body.name;
+    if ('binding:host_id' in body) {
+      p.bindingHost = typeof body['binding:host_id'] === 'string' ? body['binding:host_id'] : '';
+      p.status = p.bindingHost ? 'ACTIVE' : 'DOWN';
+    }
+    return { status: 200, body: { port: portJson(sim, p) } };
+  }
   if (req.method === 'DELETE') {
     sim.state.ports.delete(p.id);
     for (const fip of sim.state.floatingIps.values()) {
@@ -190,7 +238,7 @@ function attach(sim: OpenStackSim, f: SimFloatingIp, portId: string | null, toke
     f.fixedIp = null;
   } else {
     const port = sim.state.ports.get(portId);
-    if (!port || port.projectId !== token.projectId) throw err(404, `Port ${portId} could not be found.`, 'PortNotFound');
+    if (!port || !owns(token, port.projectId)) throw err(404, `Port ${portId} could not be found.`, 'PortNotFound');
     const other = [...sim.state.floatingIps.values()].find((x) => x.portId === portId && x.id !== f.id);
     if (other) {
       throw err(409, `Cannot associate floating IP ${f.address} (${f.id}) with port ${portId} using fixed IP ${port.ip}, as that fixed IP already has a floating IP on external network ${f.networkId}.`, 'FloatingIPPortAlreadyAssociated');
@@ -202,7 +250,7 @@ function attach(sim: OpenStackSim, f: SimFloatingIp, portId: string | null, toke
 }
 
 async function floatingIps(sim: OpenStackSim, req: SimRequest, token: TokenInfo, id: string | undefined): Promise<SimResponse> {
-  const mine = [...sim.state.floatingIps.values()].filter((f) => f.projectId === token.projectId);
+  const mine = [...sim.state.floatingIps.values()].filter((f) => owns(token, f.projectId));
   if (id === undefined && req.method === 'GET') {
     return { status: 200, body: { floatingips: filterList(mine.map((f) => fipJson(sim, f)), req.query) } };
   }
@@ -247,7 +295,14 @@ async function securityGroups(sim: OpenStackSim, req: SimRequest, token: TokenIn
     id: g.id, name: g.name, tenant_id: g.projectId, project_id: g.projectId, security_group_rules: [], stateful: true,
     shared: false, ...stdAttrs(now), description: g.description,
   });
-  const mine = [...sim.state.securityGroups.values()].filter((g) => g.projectId === token.projectId);
+  // every project has a `default` group, created on first sight as Neutron does
+  for (const project of [token.projectId, ...req.query.getAll('tenant_id'), ...req.query.getAll('project_id')]) {
+    if (project && ![...sim.state.securityGroups.values()].some((g) => g.projectId === project && g.name === 'default')) {
+      const sgId = randomUUID();
+      sim.state.securityGroups.set(sgId, { id: sgId, name: 'default', projectId: project, description: 'Default security group' });
+    }
+  }
+  const mine = [...sim.state.securityGroups.values()].filter((g) => owns(token, g.projectId));
   if (id === undefined && req.method === 'GET') return { status: 200, body: { security_groups: filterList(mine.map(json), req.query) } };
   const g = mine.find((x) => x.id === id);
   if (!g || req.method !== 'GET') throw err(404, `Security group ${id ?? ''} does not exist`, 'SecurityGroupNotFound');

@@ -416,7 +416,7 @@ async function createServer(sim: OpenStackSim, req: SimRequest, token: TokenInfo
     sim.state.ports.set(portId, {
       id: portId, name: '', networkId: net.id, subnetId: net.subnetId, projectId: token.projectId, deviceId: s.id,
       deviceOwner: `compute:${az2}`, status: 'DOWN', ip: sim.allocateIp(net),
-      mac: `fa:16:3e:${randomBytes(3).toString('hex').match(/../g)?.join(':') ?? '00:00:00'}`, createdAt: now,
+      mac: `fa:16:3e:${randomBytes(3).toString('hex').match(/../g)?.join(':') ?? '00:00:00'}`, bindingHost: '', createdAt: now,
     });
     s.portIds.push(portId);
   }

@@ -43,6 +43,11 @@ export interface SimOptions {
    * host-key scans work. Use a loopback network (e.g. 127.42.0.0/16) for reachable addresses.
    */
   sshPort?: number | null;
+  /**
+   * Also accept tokens issued by this (real) Keystone, validated with it and cached: the
+   * simulator then stands in for one service of a real cloud (Neutron for a real Nova).
+   */
+  externalKeystone?: string | null;
 }
 
 /** Credentials of the two users the simulator always has. */
@@ -268,7 +273,7 @@ export class OpenStackSim {
       if (service === 'compute') headers['x-compute-request-id'] = rid;
       const simReq: SimRequest = {
         service, method: (req.method ?? 'GET').toUpperCase(), path, query: url.searchParams, headers: req.headers,
-        raw: req, base: this.baseUrl, auth: this.tokenFor(req.headers['x-auth-token']),
+        raw: req, base: this.baseUrl, auth: await this.resolveToken(req.headers['x-auth-token']),
       };
       this.count(simReq); // faulted calls count too: they were made
       if (await this.applyFaults(simReq, res, headers)) return;
@@ -301,6 +306,37 @@ export class OpenStackSim {
       return null;
     }
     return t;
+  }
+
+  private readonly externalTokens = new Map<string, TokenInfo | null>();
+
+  /** A local token, or (with externalKeystone) one the real Keystone vouches for. */
+  async resolveToken(header: string | string[] | undefined): Promise<TokenInfo | null> {
+    const local = this.tokenFor(header);
+    const ks = this.options.externalKeystone;
+    const id = Array.isArray(header) ? header[0] : header;
+    if (local || !ks || !id) return local;
+    const cached = this.externalTokens.get(id);
+    if (cached !== undefined && (cached === null || cached.expiresAt.getTime() > Date.now())) return cached;
+    let info: TokenInfo | null = null;
+    try {
+      const r = await fetch(`${ks.replace(/\/+$/, '')}/auth/tokens`, { headers: { 'X-Auth-Token': id, 'X-Subject-Token': id } });
+      if (r.ok) {
+        const t = (await r.json() as { token: {
+          user: { id: string; name: string; domain: { id: string } }; project?: { id: string; name: string };
+          issued_at: string; expires_at: string; roles?: { name: string }[];
+        } }).token;
+        info = {
+          id, userId: t.user.id, userName: t.user.name, domainId: t.user.domain.id, projectId: t.project?.id ?? '',
+          projectName: t.project?.name ?? '', issuedAt: new Date(t.issued_at), expiresAt: new Date(t.expires_at),
+          admin: (t.roles ?? []).some((role) => role.name === 'admin'),
+        };
+      }
+    } catch {
+      info = null;
+    }
+    this.externalTokens.set(id, info);
+    return info;
   }
 
   /** Every service but version discovery needs a token. */
