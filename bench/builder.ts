@@ -1,9 +1,12 @@
 // Builder benchmark (prints JSON figures, then a summary):
 //   overhead  the same real disk-image-create build (debian-minimal + nodepool-base, raw, bookworm
 //             from this machine's apt mirror) run by hand (`disk-image-create ... > log 2>&1`) and
-//             by nodepool-builder; wall time of each and the builder's overhead in %, plus the CPU
-//             the builder process itself spent while DIB ran (streaming the log, parsing progress,
-//             writing progress znodes). Target: <= 5 %.
+//             by nodepool-builder, alternating: wall time of each, the CPU time of DIB and all its
+//             descendants (bash `times` in a tiny wrapper used on both sides), the CPU the builder
+//             process itself spent meanwhile (streaming the log, parsing progress, writing progress
+//             znodes) and how long DIB's output ever waited for the builder (back-pressure).
+//             Target: <= 5 %. On a shared machine wall time is dominated by other load; the CPU
+//             figures and the stall time are what the builder adds.
 //   upload    throughput of uploads to the fake cloud: the cloud reading and hashing the file
 //             (MB/s, what an upload without checksum files costs) and the builder's whole upload
 //             path (build ready -> upload ready) for an image of --size-mb.
@@ -16,8 +19,8 @@
 // both sides compare warm builds.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '@nodepool-ts/core/config';
@@ -102,52 +105,77 @@ async function dropChroot(chroot: string): Promise<void> {
   }
 }
 
+interface BuilderRun { dibS: number; totalS: number; cpuS: number; uploadS: number; stalledMs: number }
+
 /** Build `buildId` of bench-image with a builder; wall time of the DIB run and of the whole build. */
-async function builderBuild(s: Scenario, buildId: string, dibCmd?: string): Promise<{ dibS: number; totalS: number; cpuS: number; uploadS: number }> {
+async function builderBuild(s: Scenario, buildId: string, dibCmd?: string): Promise<BuilderRun> {
   const zk = await zkClient(s.chroot);
   let dibMs = 0;
+  let stalledMs = 0;
+  let readyAt = 0;
+  let uploadedAt = 0;
+  let cpu: NodeJS.CpuUsage | null = null;
+  // the daemon's own intervals (10 s; a finished build wakes the uploaders at once): what it costs
+  // in production, not what a test's fast polling costs
   const builder = new Builder({
-    configFile: s.configFile, env: s.env, buildIntervalMs: 200, uploadIntervalMs: 200, cleanupIntervalMs: 600_000,
+    configFile: s.configFile, env: s.env, cleanupIntervalMs: 600_000,
     ...(dibCmd ? { dibCmd } : {}),
-    metrics: { onBuildFinished: (e) => { dibMs = e.durationMs; }, onUploadFinished: () => undefined },
+    metrics: {
+      onBuildFinished: (e) => {
+        dibMs = e.durationMs;
+        stalledMs = e.outputStalledMs;
+        readyAt = Date.now();
+        cpu = process.cpuUsage(cpu0);
+      },
+      onUploadFinished: () => { uploadedAt = Date.now(); },
+    },
   });
   const t0 = Date.now();
   const cpu0 = process.cpuUsage();
   await builder.start();
-  let readyAt = 0;
   try {
     for (;;) {
       const b = await zk.getBuild('bench-image', buildId);
       if (b?.state === 'failed') throw new Error(`bench build failed: ${JSON.stringify(await zk.getBuildProgress('bench-image', buildId))}`);
-      if (b?.state === 'ready') {
-        readyAt = Date.now();
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 100));
+      if (b?.state === 'ready' && uploadedAt > 0) break;
+      await new Promise((r) => setTimeout(r, 1000));
     }
-    const cpu = process.cpuUsage(cpu0);
-    for (;;) {
-      if ((await zk.getImageUploads('bench-image', buildId, 'fake-provider', ['ready'])).length > 0) break;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const uploadS = (Date.now() - readyAt) / 1000;
-    return { dibS: dibMs / 1000, totalS: (readyAt - t0) / 1000, cpuS: (cpu.user + cpu.system) / 1e6, uploadS };
+    const used: NodeJS.CpuUsage = cpu ?? { user: 0, system: 0 };
+    const uploadS = (uploadedAt - readyAt) / 1000;
+    return { dibS: dibMs / 1000, totalS: (readyAt - t0) / 1000, cpuS: (used.user + used.system) / 1e6, uploadS, stalledMs };
   } finally {
     await builder.stop();
     await zk.close();
   }
 }
 
+/**
+ * `<wrapper> disk-image-create <args>`: runs DIB (Debian's python first on PATH, as the builder
+ * arranges) and writes bash's `times` (CPU of DIB and every descendant it waited for) to
+ * $BENCH_TIMES_FILE. Used on both sides so they run the very same thing.
+ */
+function writeWrapper(): string {
+  const w = join(work, 'timed-dib');
+  writeFileSync(w, '#!/bin/bash\nexport PATH=/usr/bin:/usr/sbin:$PATH\n"$@"\nrc=$?\ntimes > "$BENCH_TIMES_FILE"\nexit $rc\n', { mode: 0o755 });
+  return w;
+}
+
+/** children user+sys seconds from `times` output (its second line) */
+function readTimes(file: string): number {
+  const line = readFileSync(file, 'utf8').trim().split('\n')[1] ?? '';
+  const secs = [...line.matchAll(/(\d+)m([\d.]+)s/g)].map((m) => Number(m[1]) * 60 + Number(m[2]));
+  return secs.reduce((a, b) => a + b, 0);
+}
+
 /** The same DIB command and environment, run by hand: `cmd > log 2>&1`. */
-async function handBuild(s: Scenario, out: string): Promise<number> {
+async function handBuild(s: Scenario, out: string, wrapper: string, timesFile: string): Promise<number> {
   const config = await loadConfig(s.configFile, { env: s.env });
   const di = config.diskimages.get('bench-image');
   if (!di) throw new Error('no bench-image');
-  const argv = dibCommand('disk-image-create', di.formats, out, di.elements);
+  const argv = [wrapper, ...dibCommand('disk-image-create', di.formats, out, di.elements)];
   const exe = await resolveExecutable('disk-image-create', process.env.PATH);
   if (exe === null) throw new Error('disk-image-create not found');
-  argv[0] = exe;
-  const env = dibEnvironment(s.env, { diskimage: di, filename: out, elementsDir: config.elementsDir, shippedElementsDir: SHIPPED_ELEMENTS_DIR, dibExecutable: exe });
+  const env = { ...dibEnvironment(s.env, { diskimage: di, filename: out, elementsDir: config.elementsDir, shippedElementsDir: SHIPPED_ELEMENTS_DIR, dibExecutable: wrapper }), BENCH_TIMES_FILE: timesFile };
   const log = openSync(`${out}.log`, 'w');
   const t0 = Date.now();
   const rc = await new Promise<number>((res) => {
@@ -174,35 +202,52 @@ async function realOverhead(): Promise<void> {
   ];
   const cache = envVars.DIB_IMAGE_CACHE ?? join(process.env.HOME ?? '/root', '.cache', 'image-create');
   const hand: number[] = [];
-  const built: { dibS: number; totalS: number; cpuS: number; uploadS: number }[] = [];
+  const handCpu: number[] = [];
+  const builtCpu: number[] = [];
+  const built: BuilderRun[] = [];
+  const wrapper = writeWrapper();
+  const timesFile = join(work, 'times');
   let warmup: number | null = null;
   if (!existsSync(join(cache, 'debootstrap-debian-bookworm-amd64.tar.gz'))) {
     const s = scenario('warmup', image, 'raw');
     process.stderr.write('bench: DIB cache is cold; warming it with one build (not counted)\n');
-    warmup = await handBuild(s, join(s.dir, 'bench-image-warmup'));
+    warmup = await handBuild(s, join(s.dir, 'bench-image-warmup'), wrapper, timesFile);
   }
   for (let i = 0; i < RUNS; i++) {
     const s = scenario(`real-${i}`, image, 'raw');
+    s.env = { ...s.env, BENCH_TIMES_FILE: timesFile };
     mkdirSync(join(s.dir, 'images'), { recursive: true });
-    process.stderr.write(`bench: run ${i + 1}/${RUNS}: disk-image-create by hand...\n`);
-    hand.push(await handBuild(s, join(s.dir, 'hand-0000000001')));
-    rmSync(join(s.dir, 'images'), { recursive: true, force: true });
-    process.stderr.write(`bench: run ${i + 1}/${RUNS}: the same build through nodepool-builder...\n`);
-    built.push(await builderBuild(s, '0000000001'));
+    const byHand = async () => {
+      process.stderr.write(`bench: run ${i + 1}/${RUNS}: disk-image-create by hand...\n`);
+      hand.push(await handBuild(s, join(s.dir, `hand-${i}`), wrapper, timesFile));
+      handCpu.push(readTimes(timesFile));
+      rmSync(join(s.dir, `hand-${i}.raw`), { force: true });
+    };
+    const byBuilder = async () => {
+      process.stderr.write(`bench: run ${i + 1}/${RUNS}: the same build through nodepool-builder...\n`);
+      built.push(await builderBuild(s, '0000000001', `${wrapper} disk-image-create`));
+      builtCpu.push(readTimes(timesFile));
+    };
+    // alternate which goes first, so a warmer page cache does not always favour one side
+    if (i % 2 === 0) { await byHand(); await byBuilder(); } else { await byBuilder(); await byHand(); }
     await dropChroot(s.chroot);
     rmSync(s.dir, { recursive: true, force: true });
   }
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
   const handS = mean(hand);
-  const dibS = mean(built.map((b) => b.dibS));
   const totalS = mean(built.map((b) => b.totalS));
+  const round1 = (x: number) => Math.round(x * 10) / 10;
+  const builderCpu = mean(built.map((b) => b.cpuS));
   results.real_build = {
     elements: 'debian-minimal nodepool-base', format: 'raw', release: 'bookworm', runs: RUNS,
-    cold_warmup_s: warmup, hand_s: hand, builder_dib_s: built.map((b) => b.dibS), builder_total_s: built.map((b) => b.totalS),
-    builder_cpu_s: built.map((b) => b.cpuS),
-    overhead_pct_dib: Math.round(((dibS - handS) / handS) * 1000) / 10,
-    overhead_pct_total: Math.round(((totalS - handS) / handS) * 1000) / 10,
-    builder_cpu_pct_of_wall: Math.round((mean(built.map((b) => b.cpuS)) / totalS) * 1000) / 10,
+    load_average: loadavg().map((l) => round1(l)),
+    cold_warmup_s: warmup, hand_wall_s: hand, builder_dib_wall_s: built.map((b) => b.dibS), builder_total_wall_s: built.map((b) => b.totalS),
+    dib_cpu_s_by_hand: handCpu, dib_cpu_s_under_builder: builtCpu,
+    builder_process_cpu_s: built.map((b) => round1(b.cpuS)),
+    dib_output_stalled_ms: built.map((b) => b.stalledMs),
+    wall_overhead_pct: round1(((totalS - handS) / handS) * 100),
+    dib_cpu_overhead_pct: round1(((mean(builtCpu) - mean(handCpu)) / mean(handCpu)) * 100),
+    builder_cpu_pct_of_dib_cpu: round1((builderCpu / mean(builtCpu)) * 100),
     upload_after_ready_s: built.map((b) => b.uploadS),
   };
 }

@@ -272,6 +272,7 @@ export class BuildWorker extends Worker {
     await progress.finish({ state: stored ? state : 'failed', rc, reason: stored ? reason : (reason ?? 'final record not stored') });
     this.ctx.metrics.onBuildFinished({
       image: diskimage.name, buildId, state: stored ? state : 'failed', rc, durationMs: result?.durationMs ?? 0,
+      outputStalledMs: result?.outputStalledMs ?? 0,
       finishedAt: Date.now() / 1000, sizes: stored && state === 'ready' ? sizes : {}, reason, logFile,
     });
     if (state === 'ready' && stored) this.ctx.wakeUploadWorkers();

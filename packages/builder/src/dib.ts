@@ -292,6 +292,8 @@ export interface DibResult {
   execError: string | null;
   /** writing the build log failed (e.g. ENOSPC); the build itself may still have run */
   logError: string | null;
+  /** ms DIB's output was held back because the log file was slower than DIB (back-pressure) */
+  outputStalledMs: number;
   progress: DibProgress;
 }
 
@@ -366,10 +368,15 @@ export async function runDib(opts: DibRunOptions): Promise<DibResult> {
   const scan = (text: string) => {
     if (parser.feed(text)) opts.onProgress?.(parser.snapshot());
   };
+  let stalledMs = 0;
   child.stdout.on('data', (chunk: Buffer) => {
     if (logWritable() && log !== null && !log.write(chunk)) {
       child.stdout.pause();
-      log.once('drain', () => child.stdout.resume());
+      const since = Date.now();
+      log.once('drain', () => {
+        stalledMs += Date.now() - since;
+        child.stdout.resume();
+      });
     }
     scan(decoder.write(chunk));
   });
@@ -419,6 +426,6 @@ export async function runDib(opts: DibRunOptions): Promise<DibResult> {
   }
   return {
     rc: finalRc, timedOut, aborted, durationMs: Date.now() - started, execError, logError,
-    progress: parser.snapshot(),
+    outputStalledMs: stalledMs, progress: parser.snapshot(),
   };
 }

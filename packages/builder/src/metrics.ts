@@ -14,6 +14,8 @@ export interface BuildFinished {
   rc: number;
   /** DIB run time in ms */
   durationMs: number;
+  /** ms DIB's output waited for the build log (back-pressure); ~0 means the builder never slowed DIB */
+  outputStalledMs: number;
   /** Unix seconds when the build finished */
   finishedAt: number;
   /** bytes actually allocated (st_blocks * 512) per format; empty unless ready */
