@@ -25,6 +25,8 @@ export class Auditor {
   private readonly lastRequest = new Map<string, Readonly<NodeRequest>>();
   /** ids ever seen */
   readonly seenNodes = new Set<string>();
+  /** every `image_id` a node was seen with (the upload it booted from) */
+  readonly imageIds = new Set<string>();
   readonly seenRequests = new Set<string>();
 
   constructor(zk: ZooKeeper) {
@@ -51,6 +53,7 @@ export class Auditor {
       return;
     }
     this.seenNodes.add(id);
+    if (n.image_id) this.imageIds.add(n.image_id);
     this.lastNode.set(id, n);
     if (!prev) return;
     const allowed = NODE_TERMINAL[prev.state];

@@ -148,12 +148,34 @@ export interface BuilderProcessOptions {
   config: string;
   env?: NodeJS.ProcessEnv;
   flags?: string[];
+  nodeArgs?: string[];
 }
 
 /** `nodepool-builder -f -c <cfg> -p <pidfile> [flags]` as a child process. */
 export class BuilderProcess extends DaemonProcess {
   constructor(name: string, opts: BuilderProcessOptions) {
     super(name, BUILDER_BIN, ['-f', '-c', opts.config, '-p', join(opts.dir, `${name}.pid`), ...(opts.flags ?? [])],
-      { dir: opts.dir, env: opts.env ?? {} });
+      { dir: opts.dir, env: opts.env ?? {}, nodeArgs: opts.nodeArgs ?? [] });
   }
+}
+
+/** `--import` of the resource probe (lib/probe.mjs) and its environment, for a soaked daemon. */
+export function probeArgs(file: string, everyMs = 5000): { nodeArgs: string[]; env: NodeJS.ProcessEnv } {
+  return {
+    nodeArgs: ['--import', join(REPO, 'test/reliability/lib/probe.mjs')],
+    env: { NODEPOOL_PROBE_FILE: file, NODEPOOL_PROBE_MS: String(everyMs) },
+  };
+}
+
+export interface ProbeSample {
+  t: number;
+  rss: number;
+  heapUsed: number;
+  external: number;
+  resources: Record<string, number>;
+}
+
+export function readProbe(file: string): ProbeSample[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as ProbeSample);
 }

@@ -3,6 +3,7 @@
 // node may go to two jobs, and every server it had started must be used or deleted within one
 // cleanup cycle of its death being visible (its ZooKeeper session expiring).
 import { ZUUL_REQUESTOR, ZuulLoad, summarize, type JobOutcome } from '../../../bench/zuul-client.js';
+import { Auditor } from '../lib/audit.js';
 import { newResult, type ScenarioResult } from '../lib/result.js';
 import { World, sleep, waitUntil } from '../lib/world.js';
 import type { LauncherProcess } from '../lib/procs.js';
@@ -33,6 +34,7 @@ export async function runLauncherKill(o: LauncherKillOptions): Promise<ScenarioR
   const r = newResult(`launcher kill -9 (${o.launchers} launchers)`);
   const t0 = Date.now();
   const world = await new World({ prefix: 'np-rel-kill' }).start();
+  const auditor = await new Auditor(await world.connect()).start();
   try {
     world.writeConfig(world.fakeConfig({
       labels: [{ name: 'small', minReady: o.minReady }],
@@ -154,9 +156,11 @@ export async function runLauncherKill(o: LauncherKillOptions): Promise<ScenarioR
     };
     if (s.doubleAllocated.length > 0) r.problems.push(`nodes in two jobs: ${s.doubleAllocated.join(', ')}`);
     if (s.misallocated.length > 0) r.problems.push(`nodes not allocated to the job that got them: ${s.misallocated.join(', ')}`);
+    if (auditor.violations.length > 0) r.problems.push(...auditor.violations.map((v) => `illegal transition: ${v}`));
     return r;
   } finally {
     r.seconds = Math.round((Date.now() - t0) / 100) / 10;
+    auditor.stop();
     await world.close();
   }
 }

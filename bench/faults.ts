@@ -1,0 +1,222 @@
+// Reliability figures: runs every scenario of test/reliability at a larger scale than CI does,
+// prints the results as JSON and writes docs/reliability.md (the table and the details).
+//
+//   node --import tsx bench/faults.ts               all scenarios but the soak (~15 min)
+//   node --import tsx bench/faults.ts --soak        all scenarios and the 10-minute soak
+//   node --import tsx bench/faults.ts --only kill,zk --no-write
+//   node --import tsx bench/faults.ts --soak --only soak --soak-minutes 30
+//
+// Scenarios: kill (launcher kill -9), zk (ensemble), db (MariaDB outage), cloud (fake cloud
+// faults), sim (OpenStack simulator faults), builder (builder kill -9), bad (bad input), soak.
+// ZooKeeper: $NODEPOOL_TEST_ZK if set, else a private one from scripts/zk.sh (the ensemble and
+// MariaDB scenarios always start their own). Exit status 1 when any scenario found a problem.
+import { spawnSync } from 'node:child_process';
+import { cpus, totalmem } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fmtMs, type ScenarioResult } from '../test/reliability/lib/result.js';
+import { runLauncherKill, CI_LAUNCHER_KILL } from '../test/reliability/scenarios/launcher-kill.js';
+import { runZkEnsemble, CI_ZK_ENSEMBLE } from '../test/reliability/scenarios/zk-ensemble.js';
+import { runDbOutage, CI_DB_OUTAGE } from '../test/reliability/scenarios/db-outage.js';
+import { runCloudFaults, CI_CLOUD_FAULTS } from '../test/reliability/scenarios/cloud-faults.js';
+import { runBuilderKill, CI_BUILDER_KILL } from '../test/reliability/scenarios/builder-kill.js';
+import { runBadInput, CI_BAD_INPUT } from '../test/reliability/scenarios/bad-input.js';
+import { runSoak, SOAK, type DaemonVerdict } from '../test/reliability/scenarios/soak.js';
+import { mariadbAvailable } from '../test/reliability/lib/services.js';
+
+const root = resolve(import.meta.dirname, '..');
+const { values: opts } = parseArgs({
+  options: {
+    soak: { type: 'boolean', default: false },
+    'soak-minutes': { type: 'string', default: String(SOAK.minutes) },
+    only: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+    out: { type: 'string', default: join(root, 'docs/reliability.md') },
+  },
+});
+
+const ALL = ['kill', 'zk', 'db', 'cloud', 'sim', 'builder', 'bad', 'soak'] as const;
+type Name = typeof ALL[number];
+const only = opts.only ? new Set(opts.only.split(',')) : null;
+const wanted = (n: Name): boolean => (only ? only.has(n) : n !== 'soak' || opts.soak === true);
+
+// The bench scale: bigger loads, longer faults than CI.
+const SCENARIOS: Record<Name, () => Promise<ScenarioResult[]>> = {
+  kill: async () => [await runLauncherKill({ ...CI_LAUNCHER_KILL, concurrency: 16, beforeMs: 10_000, afterMs: 40_000, inFlight: 4 })],
+  zk: () => runZkEnsemble({ ...CI_ZK_ENSEMBLE, concurrency: 12, baselineMs: 6_000, memberDownMs: 30_000, freezeMs: 15_000 }),
+  db: async () => (mariadbAvailable() ? [await runDbOutage({ ...CI_DB_OUTAGE, concurrency: 8, baselineMs: 10_000, outageMs: 180_000, afterMs: 10_000 })] : []),
+  cloud: () => runCloudFaults({ ...CI_CLOUD_FAULTS, concurrency: 10, baselineMs: 5_000, faultMs: 20_000, afterMs: 5_000 }, 'fake'),
+  sim: () => runCloudFaults({ ...CI_CLOUD_FAULTS, concurrency: 10, baselineMs: 5_000, faultMs: 20_000, afterMs: 5_000 }, 'openstack-sim'),
+  builder: () => runBuilderKill({ ...CI_BUILDER_KILL, concurrency: 6 }),
+  bad: async () => [await runBadInput({ ...CI_BAD_INPUT, count: 3000, concurrency: 8 })],
+  soak: async () => [await runSoak({ ...SOAK, minutes: Number(opts['soak-minutes']) })],
+};
+
+const work = mkdtempSync(join(tmpdir(), 'np-faults-'));
+let startedZk = false;
+if (!process.env.NODEPOOL_TEST_ZK) {
+  const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
+  process.env.NODEPOOL_TEST_ZK = r.stdout.trim();
+  startedZk = true;
+}
+
+const results: ScenarioResult[] = [];
+const t0 = Date.now();
+try {
+  for (const name of ALL) {
+    if (!wanted(name)) continue;
+    process.stderr.write(`faults: running ${name} ...\n`);
+    try {
+      for (const r of await SCENARIOS[name]()) {
+        results.push(r);
+        process.stderr.write(`faults: ${r.scenario}: lost ${r.requestsLost}, leaked ${JSON.stringify(r.leaked)}, recovery ${fmtMs(r.recoveryMs)}${r.problems.length ? `, PROBLEMS: ${r.problems.join(' | ')}` : ''}\n`);
+      }
+    } catch (err) {
+      process.stderr.write(`faults: ${name} crashed: ${(err as Error).stack ?? String(err)}\n`);
+      const r = { scenario: name, problems: [`crashed: ${(err as Error).message}`] } as ScenarioResult;
+      results.push(r);
+    }
+  }
+} finally {
+  if (startedZk) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
+  rmSync(work, { recursive: true, force: true });
+}
+
+const machine = { cores: cpus().length, cpu: cpus()[0]?.model ?? '?', memoryGb: Math.round(totalmem() / 2 ** 30), node: process.version };
+const summary = { machine, minutes: Math.round((Date.now() - t0) / 6000) / 10, results };
+console.log(JSON.stringify(summary, null, 2));
+if (!opts['no-write']) writeFileSync(opts.out ?? '', renderDoc(summary));
+process.exit(results.some((r) => (r.problems ?? []).length > 0 || r.requestsLost > 0) ? 1 : 0);
+
+// ------------------------------------------------------------------------------- docs/reliability.md
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function leakedText(r: ScenarioResult): string {
+  const l = r.leaked;
+  if (!l) return '?';
+  const total = l.servers + l.nodes + l.requests + l.other;
+  if (total === 0) return '0';
+  return [l.servers ? `${l.servers} servers` : '', l.nodes ? `${l.nodes} nodes` : '', l.requests ? `${l.requests} requests` : '', l.other ? `${l.other} other` : '']
+    .filter(Boolean).join(', ');
+}
+
+function renderDoc(s: typeof summary): string {
+  const rows = s.results.map((r) => `| ${cell(r.scenario)} | ${cell(r.load ?? '')} | ${cell(r.faults ?? '')} | ${r.requestsLost ?? '?'}`
+    + `${r.requestsFailed ? ` (${r.requestsFailed} failed by the cloud)` : ''} | ${leakedText(r)} | ${fmtMs(r.recoveryMs ?? null)}${r.recoveryWhat && r.recoveryWhat !== '–' ? ` (${cell(r.recoveryWhat)})` : ''} | ${(r.problems ?? []).length === 0 ? 'pass' : `**FAIL**: ${cell(r.problems.join('; ')).slice(0, 300)}`} |`);
+  const bounds = s.results.flatMap((r) => (r.bounds ?? []).map((b) => `| ${cell(r.scenario)} | ${cell(b.what)} | ${fmtMs(b.limitMs)} | ${fmtMs(b.measuredMs)} |`));
+  const soak = s.results.find((r) => r.scenario.startsWith('soak'));
+  const verdicts = (soak?.details.verdicts ?? []) as DaemonVerdict[];
+  const p95 = soak?.details.p95Ms as { firstThird: number; middleThird: number; lastThird: number; perMinute: number[] } | undefined;
+  const soakText = soak
+    ? `${soak.load}.
+
+| daemon | RSS start → end | RSS trend (steady part) | flat | fds start → end | timers start → end | heap start → end |
+|---|---|---|---|---|---|---|
+${verdicts.map((v) => `| ${v.daemon} | ${v.rssStartMb} → ${v.rssEndMb} MB | ${v.rssTrendMbPerMin} MB/min (${v.rssTrendOverSteadyMb} MB) | ${v.rssFlat ? 'yes' : '**no**'} | ${v.fdsStart} → ${v.fdsEnd} | ${v.timersStart} → ${v.timersEnd} | ${v.heapStartMb} → ${v.heapEndMb} MB |`).join('\n')}
+
+p95 request latency by third of the run: ${p95 ? `${p95.firstThird} / ${p95.middleThird} / ${p95.lastThird} ms; per minute: ${p95.perMinute.join(', ')} ms` : '?'}.
+Requests lost ${soak.requestsLost}, nodes in two jobs ${soak.doubleAllocated}, leaked ${leakedText(soak)}; ${(soak.problems ?? []).length === 0 ? 'verdict: pass' : `verdict: **FAIL** — ${soak.problems.join('; ')}`}.`
+    : 'Not run by this invocation: `node --import tsx bench/faults.ts --soak` runs it (10 minutes; `--soak-minutes N`).';
+  return `# Reliability
+
+What nodepool-ts does when its parts fail, measured on this machine (${s.machine.cores} cores, ${cell(s.machine.cpu)},
+${s.machine.memoryGb} GB, Node ${s.machine.node}, shared with other work) by real processes: launchers
+(\`nodepool-launcher -f\`), the builder (\`nodepool-builder -f --fake\`), ZooKeeper, MariaDB and the OpenStack
+simulator started by the project's scripts, and a Zuul-like client (\`bench/zuul-client.ts\`) holding the load.
+
+**Regenerate this file** (about ${Math.max(1, Math.round(s.minutes))} minutes):
+
+\`\`\`sh
+node --import tsx bench/faults.ts --soak      # every scenario at bench scale plus the 10-minute soak
+node --import tsx bench/faults.ts             # the same without the soak
+\`\`\`
+
+The CI versions of the same scenarios (smaller loads, a 20 s database outage, no soak) are
+\`test/reliability/*.test.ts\`, run by \`npm test -- test/reliability\` (a few minutes); each fails
+when a request is lost, a node is handed to two jobs, a server, node znode or request is left
+behind, a transition no correct launcher makes is seen (see below), or a bound the issue states
+is exceeded. The soak as a test: \`NODEPOOL_SOAK=1 npm test -- test/reliability/soak.test.ts\`.
+
+## Results
+
+| scenario | load held | faults injected | requests lost | nodes leaked | recovery time | verdict |
+|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+*Requests lost* counts requests never answered or whose znode vanished (Zuul would wait forever);
+requests the launchers answered \`failed\` because the cloud would not boot anything are shown in
+brackets — that is the correct answer to a cloud that refuses every server, and they stop as soon
+as the fault does. *Nodes leaked* counts, after the load stopped and a settle time: servers in
+the cloud without a node, node znodes not at rest (anything but READY and unallocated), requests
+left behind, and (database row) events missing from the history.
+
+### Bounds the issue states (asserted)
+
+| scenario | bound | limit | measured |
+|---|---|---|---|
+${bounds.join('\n')}
+
+## Soak
+
+${soakText}
+
+## How each scenario is checked
+
+- **Zuul-like client** (\`bench/zuul-client.ts\`): submits ephemeral requests, waits with a watch (and a
+  slow poll, so a watch lost with a connection cannot stall it), locks each node it got and checks
+  \`allocated_to\`, deletes the request, marks the nodes in-use, holds them, marks them used. A node
+  that appears in two fulfilled requests, or is not allocated to the request that got it, is a
+  double allocation.
+- **Auditor** (\`test/reliability/lib/audit.ts\`): a watch-fed view of every node and request that
+  records transitions a correct launcher never makes — a node brought back from \`deleting\`, a
+  request rewritten after it was answered, a READY node whose server changed. That is how "held
+  locks not assumed" is checked after a session expiry.
+- **Leaks**: the cloud's servers (the fake cloud's state file, or the simulator's admin API)
+  against the node znodes; nodes not at rest; requests of the client left behind.
+- **Launcher kill -9**: three launcher processes, one killed with launches in flight; its Zuul
+  requests must be answered by the others and every server it started must be used, usable or
+  deleted within one cleanup cycle (60 s) of its session expiring.
+- **ZooKeeper**: a private 3-member ensemble (\`scripts/zk-ensemble.sh\`); a follower stopped (no
+  session may be lost, no gap in answers longer than the session timeout), the leader restarted
+  (every launcher serves a new request within session timeout + 5 s), one launcher frozen with
+  SIGSTOP past its session timeout and resumed (it must re-register in a new session, act on no
+  lock it held, and nothing may leak).
+- **MariaDB**: a private server (\`scripts/mariadb.sh\`) stopped under load and started again; for
+  every node a job got, its \`ready\`, \`deleting\` and removal events and its launch attempt, and
+  for every request its \`fulfilled\` event, must be in the database exactly as often as they
+  happened (missing ones fail; extra ones are reported as duplicates).
+- **Cloud faults**: switched on and off by rewriting nodepool.yaml (fake cloud) or through the
+  simulator's admin API; retries must back off (quota pauses and failed deletes: each retry later
+  than the one before), stuck deletes must be issued again, failed nodes and their servers removed.
+- **Builder kill -9**: mid-build (disk-image-create running) and mid-upload (Glance holding the data);
+  the killed build must never be uploaded, no node may boot from the half-uploaded image, the locks
+  must come free with the dead session, the build and the upload must be retried, and the
+  debris (killed build's record and files, stale \`uploading\` record, half-written Glance image)
+  removed.
+- **Bad input**: malformed request znodes must each be answered \`failed\` with a log line naming
+  them, malformed node znodes logged once and left alone (their owner is unknown), good requests
+  served throughout, and a broken nodepool.yaml (YAML error, then a schema error) must leave the
+  previous configuration — and the launchers' registrations — in force.
+
+## Known issue (reported, not failed)
+
+A node's removal can be recorded twice in the history: the recursive delete of a node znode
+removes the deleting launcher's lock contender before the node itself, so a second launcher can
+lock the node in between, find it \`deleted\` and remove (and record) it again. Harmless for the
+cloud and for ZooKeeper; the fix belongs in \`ZooKeeper.deleteNode\` (delete contender, lock
+directory and node in one multi-op). The database scenario reports the count as
+\`eventsDuplicated\`.
+
+## Raw results
+
+\`\`\`json
+${JSON.stringify(s, null, 2)}
+\`\`\`
+`;
+}

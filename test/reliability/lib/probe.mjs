@@ -1,0 +1,21 @@
+// Loaded into a daemon with `node --import <this file>` by the soak: every NODEPOOL_PROBE_MS
+// (default 5 s) it appends one JSON line to $NODEPOOL_PROBE_FILE with the process's memory and
+// its live libuv resources by type (timers, sockets, file requests ...), so a leak of any of
+// them shows as a trend. Nothing else of the daemon is touched; its own timer is unref'd.
+import { appendFileSync } from 'node:fs';
+
+const file = process.env.NODEPOOL_PROBE_FILE;
+if (file) {
+  const every = Number(process.env.NODEPOOL_PROBE_MS ?? 5000);
+  const sample = () => {
+    const m = process.memoryUsage();
+    const resources = {};
+    for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
+    try {
+      appendFileSync(file, `${JSON.stringify({ t: Date.now(), rss: m.rss, heapUsed: m.heapUsed, external: m.external, resources })}\n`);
+    } catch {
+      // the soak's directory is gone: nothing to report to
+    }
+  };
+  setInterval(sample, every).unref();
+}
