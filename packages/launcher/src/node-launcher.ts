@@ -155,6 +155,7 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
     volumeSize: label.volumeSize,
     configDrive: image.configDrive,
     metadata,
+    autoFloatingIp: pool.autoFloatingIp,
   };
   const created = await manager.createServer(spec);
   node.external_id = created.id;

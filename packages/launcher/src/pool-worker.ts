@@ -35,6 +35,8 @@ export class PoolWorker {
   private lastWedgeAvoidance = 0;
   private abort = new AbortController();
   private starting = new Set<string>();
+  /** READY nodes a handler of this worker is claiming right now: not offered to another plan */
+  readonly claiming = new Set<string>();
   private planChain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -340,7 +342,7 @@ export class PoolWorker {
       quota: { provider: providerQuota, providerUsed, poolUsed },
       unavailableLabels: await this.ctx.unavailableLabels(this.provider, this.pool),
       readyNodes: ready,
-      exclude,
+      exclude: this.claiming.size === 0 ? exclude : new Set([...exclude, ...this.claiming]),
       satisfied,
     };
   }

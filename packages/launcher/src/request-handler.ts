@@ -93,31 +93,45 @@ export class NodeRequestHandler {
     }
     if (this.az === null) this.az = await w.chooseAz();
     for (let round = 0; round < 20; round++) {
+      // Planning and node creation are serialised across this worker's handlers (quota); claiming
+      // ready nodes is not (node locks decide), so a warm request never waits on another's claim.
       const outcome = await w.exclusive(async () => {
         const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
         const plan = planRequest(input);
         if (plan.kind === 'decline') return { kind: 'decline', reason: plan.reason } as const;
-        const redo = await this.execute(plan.steps);
+        const reuse = plan.steps.filter((st) => st.action === 'reuse');
+        for (const st of reuse) if (st.node.id !== null) w.claiming.add(st.node.id);
+        const created = await this.createNodes(plan.steps);
         return {
           kind: 'proceed',
-          redo,
-          waiting: plan.steps.some((s) => s.action === 'wait'),
-          launching: plan.steps.some((s) => s.action === 'launch'),
+          reuse,
+          created,
+          waiting: plan.steps.some((st) => st.action === 'wait'),
+          launching: created.length > 0,
         } as const;
       });
+      let redo = false;
+      if (outcome.kind === 'proceed') {
+        try {
+          redo = await this.claim(outcome.reuse);
+        } finally {
+          for (const st of outcome.reuse) if (st.node.id !== null) w.claiming.delete(st.node.id);
+        }
+        await this.startLaunches(outcome.created);
+      }
       if (outcome.kind === 'decline') {
         await this.decline(outcome.reason, true);
         return;
       }
       // `pending` tells other launchers (and lost-request cleanup) that work is under way; a
       // request served at once from ready nodes goes straight to `fulfilled`.
-      if (this.request.state !== 'pending' && (outcome.waiting || outcome.launching || outcome.redo)) {
+      if (this.request.state !== 'pending' && (outcome.waiting || outcome.launching || redo)) {
         this.request.state = 'pending';
         this.request.state_time = Date.now() / 1000;
         this.guard();
         await w.storeRequest(this.request, 'accepted');
       }
-      if (outcome.redo) continue;
+      if (redo) continue;
       if (outcome.waiting) {
         if (this.state !== 'paused') {
           this.log.info(`Pausing request handling to satisfy request ${this.id}`);
@@ -138,60 +152,76 @@ export class NodeRequestHandler {
     this.worker.handlerPaused(this);
   }
 
-  /** Returns true when a reuse candidate slipped away and the plan must be recomputed. */
-  private async execute(steps: Step[]): Promise<boolean> {
+  /** Claim the planned READY nodes; true when one slipped away and the plan must be recomputed. */
+  private async claim(steps: Step[]): Promise<boolean> {
     const w = this.worker;
     for (const step of steps) {
-      if (step.action === 'reuse') {
-        const got = await w.claimReadyNode(step.node, this.id, () => this.guard());
-        if (!got) {
-          if (step.node.id !== null) this.exclude.add(step.node.id);
-          return true;
-        }
-        this.held.push({ label: step.label, node: got, launch: null, settled: true });
-        if (this.az === null && got.az !== null) this.az = got.az;
-      } else if (step.action === 'launch') {
-        const node = newNode({
-          state: 'init',
-          type: [step.label],
-          provider: w.providerName,
-          pool: w.poolName,
-          launcher: w.id,
-          allocated_to: this.id,
-          attributes: w.nodeAttributes,
-          cloud: w.cloudName,
-          region: w.regionName,
-          az: this.az,
-        });
-        this.guard();
-        await w.storeNode(node, 'created for request ' + this.id);
-        if (!(await w.zk.lockNode(node, { blocking: false }))) {
-          // Nodepool stores init unlocked then locks; someone else locking it first is a bug
-          // elsewhere: leave it to the DeletedNodeWorker (init nodes are never reaped... so fail it).
-          node.state = 'failed';
-          await w.storeNode(node, 'could not lock new node');
-          continue;
-        }
-        node.state = 'building';
-        node.state_time = Date.now() / 1000;
-        if (this.lockLost) {
-          // The new node is ours alone (created and locked in this session): hand it to the
-          // DeletedNodeWorker rather than leave an `init` node nobody reaps.
-          node.state = 'failed';
-          await w.storeNode(node, 'request lock lost before launch');
-          await w.zk.unlockNode(node).catch(() => undefined);
-          this.guard();
-        }
-        await w.storeNode(node, 'building');
-        const held: Held = { label: step.label, node, launch: null, settled: false };
-        held.launch = w.launch(node, step.label, this.az).finally(() => {
-          held.settled = true;
-          void this.maybeFinish();
-        });
-        this.held.push(held);
+      if (step.action !== 'reuse') continue;
+      const got = await w.claimReadyNode(step.node, this.id, () => this.guard());
+      if (!got) {
+        if (step.node.id !== null) this.exclude.add(step.node.id);
+        return true;
       }
+      this.held.push({ label: step.label, node: got, launch: null, settled: true });
+      if (this.az === null && got.az !== null) this.az = got.az;
     }
     return false;
+  }
+
+  /** Create the `init` node znodes of the planned launches (inside the planning section). */
+  private async createNodes(steps: Step[]): Promise<{ label: string; node: Node }[]> {
+    const w = this.worker;
+    const out: { label: string; node: Node }[] = [];
+    for (const step of steps) {
+      if (step.action !== 'launch') continue;
+      const node = newNode({
+        state: 'init',
+        type: [step.label],
+        provider: w.providerName,
+        pool: w.poolName,
+        launcher: w.id,
+        allocated_to: this.id,
+        attributes: w.nodeAttributes,
+        cloud: w.cloudName,
+        region: w.regionName,
+        az: this.az,
+      });
+      this.guard();
+      await w.storeNode(node, 'created for request ' + this.id);
+      out.push({ label: step.label, node });
+    }
+    return out;
+  }
+
+  /** Lock each new node, mark it `building` and boot it. */
+  private async startLaunches(created: { label: string; node: Node }[]): Promise<void> {
+    const w = this.worker;
+    for (const { label, node } of created) {
+      if (!(await w.zk.lockNode(node, { blocking: false }))) {
+        // Nodepool stores init unlocked then locks; someone else locking it first is a bug
+        // elsewhere: fail it so the DeletedNodeWorker reaps it (init nodes are never reaped).
+        node.state = 'failed';
+        await w.storeNode(node, 'could not lock new node');
+        continue;
+      }
+      node.state = 'building';
+      node.state_time = Date.now() / 1000;
+      if (this.lockLost) {
+        // The new node is ours alone (created and locked in this session): hand it to the
+        // DeletedNodeWorker rather than leave an `init` node nobody reaps.
+        node.state = 'failed';
+        await w.storeNode(node, 'request lock lost before launch');
+        await w.zk.unlockNode(node).catch(() => undefined);
+        this.guard();
+      }
+      await w.storeNode(node, 'building');
+      const held: Held = { label, node, launch: null, settled: false };
+      held.launch = w.launch(node, label, this.az).finally(() => {
+        held.settled = true;
+        void this.maybeFinish();
+      });
+      this.held.push(held);
+    }
   }
 
   /** Called on every launch completion and when the request changes. */
