@@ -28,6 +28,7 @@ import { configureLogging } from '@nodepool-ts/core/log';
 import { ZooKeeper } from '@nodepool-ts/core/zk';
 import { Builder, dibCommand, dibEnvironment, resolveExecutable, SHIPPED_ELEMENTS_DIR } from '@nodepool-ts/builder';
 import { FakeProviderManager } from '@nodepool-ts/driver-fake';
+import { benchZooKeeper } from './services.js';
 
 configureLogging({ level: 'silent' });
 const root = resolve(import.meta.dirname, '..');
@@ -43,15 +44,8 @@ const RUNS = Math.max(1, Number(opts.runs));
 const SIZE_MB = Math.max(1, Number(opts['size-mb']));
 
 const work = mkdtempSync(join(tmpdir(), 'np-bench-builder-'));
-let zkAddr = process.env.NODEPOOL_TEST_ZK ?? '';
-let startedZk = false;
-if (!zkAddr) {
-  const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
-  zkAddr = r.stdout.trim();
-  startedZk = true;
-}
-const [zkHost = '127.0.0.1', zkPort = '2181'] = zkAddr.split(':');
+const zkService = benchZooKeeper(work);
+const { host: zkHost, port: zkPort } = zkService;
 
 function fakeCloud(stateFile: string, format: string): FakeProviderManager {
   return new FakeProviderManager({
@@ -296,6 +290,6 @@ try {
   await uploadThroughput();
   process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
 } finally {
-  if (startedZk) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
+  zkService.stop();
   rmSync(work, { recursive: true, force: true });
 }

@@ -18,6 +18,7 @@ import { newNode, nodeToData } from '@nodepool-ts/core/model';
 import { paths, ZooKeeper, mapLimit } from '@nodepool-ts/core/zk';
 import { configureLogging } from '@nodepool-ts/core/log';
 import { drive } from './zuul-client.js';
+import { benchZooKeeper } from './services.js';
 
 configureLogging({ level: 'silent' });
 const root = resolve(import.meta.dirname, '..');
@@ -45,15 +46,8 @@ function rssMb(pid: number): number {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'np-bench-'));
-let zkAddr = process.env.NODEPOOL_TEST_ZK ?? '';
-let startedZk = false;
-if (!zkAddr) {
-  const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
-  zkAddr = r.stdout.trim();
-  startedZk = true;
-}
-const [zkHost = '127.0.0.1', zkPort = '2181'] = zkAddr.split(':');
+const zkService = benchZooKeeper(work);
+const { host: zkHost, port: zkPort } = zkService;
 
 function config(chroot: string, minReady: number, extra = ''): string {
   return `zookeeper-servers:
@@ -199,7 +193,7 @@ try {
     result.list = list;
   }
 } finally {
-  if (startedZk) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
+  zkService.stop();
   rmSync(work, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result, null, 2));

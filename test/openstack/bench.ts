@@ -17,6 +17,7 @@ import { ZooKeeper } from '@nodepool-ts/core/zk';
 import { configureLogging } from '@nodepool-ts/core/log';
 import { drive } from '../../bench/zuul-client.js';
 import { OpenStackSim, simCloudsYaml } from '../openstack-sim/index.js';
+import { benchZooKeeper } from '../../bench/services.js';
 
 configureLogging({ level: 'silent' });
 const root = resolve(import.meta.dirname, '../..');
@@ -37,15 +38,8 @@ const COLD = Number(opts['cold-requests']);
 const C = Number(opts.concurrency);
 
 const work = mkdtempSync(join(tmpdir(), 'np-osbench-'));
-let zkAddr = process.env.NODEPOOL_TEST_ZK ?? '';
-let startedZk = false;
-if (!zkAddr) {
-  const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
-  zkAddr = r.stdout.trim();
-  startedZk = true;
-}
-const [zkHost = '127.0.0.1', zkPort = '2181'] = zkAddr.split(':');
+const zkService = benchZooKeeper(work);
+const { host: zkHost, port: zkPort } = zkService;
 
 const sim = new OpenStackSim({
   limits: { instances: 100_000, cores: -1, ram: -1, floatingIps: 100_000 },
@@ -167,7 +161,7 @@ try {
   await zk.deleteRecursive('/nodepool').catch(() => undefined);
   await zk.close();
   await sim.stop();
-  if (startedZk) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
+  zkService.stop();
   rmSync(work, { recursive: true, force: true });
 }
 console.log(JSON.stringify(result, null, 2));
