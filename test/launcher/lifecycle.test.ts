@@ -228,7 +228,11 @@ test('cron: cleanup and check schedules replace the default cleanup interval', a
 test('the node check deletes a READY node whose server vanished; min-ready replaces it', async () => {
   const { env, zk } = await envWithZk();
   const launcher = await startLauncher(env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }] })));
-  const first = await waitFor('min-ready node', async () => (await zk.getNodes()).find((n) => n.state === 'ready'));
+  // a min-ready node is ours to check once the min-ready request released it (allocated_to null)
+  const first = await waitFor('min-ready node', async () => {
+    const n = (await zk.getNodes()).find((x) => x.state === 'ready' && x.allocated_to === null);
+    return n && launcher.nodeCache.get(n.id ?? '')?.allocated_to === null ? n : null;
+  });
   const cloud = launcher.manager('fake-provider');
   assert.ok(cloud && cloud.kind === 'cloud' && first.external_id);
   await cloud.deleteServer(first.external_id);

@@ -8,7 +8,7 @@ import { loadConfig, providersEqual, type Config, type Pool, type Provider } fro
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import { newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
-import { NodeCache, RequestCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
+import { NodeCache, RequestCache, ZooKeeper, mapLimit, paths } from '@nodepool-ts/core/zk';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
@@ -78,6 +78,7 @@ export class Launcher implements LauncherContext {
   private reloadAgain = false;
   private malformedTimer: NodeJS.Timeout | null = null;
   private malformedSeen = new Set<string>();
+  private malformedPass: Promise<number> | null = null;
   private stopped = false;
   /** statsd (STATSD_HOST) and Prometheus figures */
   metrics: LauncherMetrics | null = null;
@@ -365,16 +366,25 @@ export class Launcher implements LauncherContext {
    */
   async handleMalformed(): Promise<number> {
     if (this.zk.state !== 'connected') return 0;
+    if (this.malformedPass) return this.malformedPass;
+    this.malformedPass = this.malformedOnce().finally(() => {
+      this.malformedPass = null;
+    });
+    return this.malformedPass;
+  }
+
+  private async malformedOnce(): Promise<number> {
     let failed = 0;
-    for (const id of this.requestCache.ids()) {
-      if (this.requestCache.get(id) !== undefined) continue;
+    // in parallel (bounded): a thousand bad znodes must not take a thousand round trips in a row
+    const badRequests = this.requestCache.ids().filter((id) => this.requestCache.get(id) === undefined);
+    await mapLimit(badRequests, 32, async (id) => {
       const data = await this.zk.getData(paths.request(id)).catch(() => null);
-      if (data === null || data.length === 0 || requestFromData(id, data) !== null) continue;
+      if (data === null || data.length === 0 || requestFromData(id, data) !== null) return;
       const req = newNodeRequest({ id, state: 'failed', requestor: null });
-      if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) continue;
+      if (!(await this.zk.lockNodeRequest(req, { blocking: false }).catch(() => false))) return;
       try {
         const again = await this.zk.getData(paths.request(id)).catch(() => null);
-        if (again === null || requestFromData(id, again) !== null) continue;
+        if (again === null || requestFromData(id, again) !== null) return;
         req.declined_by = this.poolWorkers.map((w) => w.id);
         await this.zk.storeNodeRequest(req);
         failed++;
@@ -384,17 +394,21 @@ export class Launcher implements LauncherContext {
       } finally {
         await this.zk.unlockNodeRequest(req).catch(() => undefined);
       }
-    }
-    for (const id of this.nodeCache.ids()) {
-      if (this.nodeCache.get(id) !== undefined || this.malformedSeen.has(id)) continue;
+    });
+    const nodeIds = this.nodeCache.ids();
+    const live = new Set(nodeIds);
+    for (const id of this.malformedSeen) if (!live.has(id)) this.malformedSeen.delete(id);
+    const badNodes = nodeIds.filter((id) => this.nodeCache.get(id) === undefined && !this.malformedSeen.has(id));
+    await mapLimit(badNodes, 32, async (id) => {
       const data = await this.zk.getNodeData(id).catch(() => null);
-      if (data === null || data.length === 0) continue;
+      if (data === null || data.length === 0) return;
       this.malformedSeen.add(id);
       this.log.warn({ node: id, data: data.subarray(0, 200).toString('utf8') },
         `Ignoring malformed node znode ${id}: its data is not a node`);
-    }
+    });
     return failed;
   }
+
 
   // ---- events ----
 
