@@ -254,6 +254,9 @@ export class BuildWorker extends Worker {
         this.log.error(`Could not remove files of failed build ${base}: ${(err as Error).message}`);
       });
     }
+    const rc = result?.rc ?? 1;
+    // progress first: whoever sees the final build record finds the outcome (reason, rc) there
+    await progress.finish({ state, rc, reason });
     let stored = true;
     try {
       await zk.storeBuild(diskimage.name, final, buildId);
@@ -262,14 +265,13 @@ export class BuildWorker extends Worker {
       this.log.error({ err }, `Unable to store final state of build ${base}: ${(err as Error).message}; removing its files`);
       if (state === 'ready') await removeBuildFiles(imagesDir, base).catch(() => undefined);
       if (!isNoNode(err)) reason ??= `could not record the build: ${(err as Error).message}`;
+      await progress.finish({ state: 'failed', rc, reason: reason ?? 'the build record was removed during the build' });
     }
-    const rc = result?.rc ?? 1;
     if (state === 'ready' && stored) {
       this.log.info(`DIB image ${diskimage.name} is built (build ${buildId})`);
     } else {
       this.log.info({ reason, log: logFile }, `DIB failed creating ${diskimage.name} (build ${buildId}): ${reason ?? 'final record not stored'}; log: ${logFile}`);
     }
-    await progress.finish({ state: stored ? state : 'failed', rc, reason: stored ? reason : (reason ?? 'final record not stored') });
     this.ctx.metrics.onBuildFinished({
       image: diskimage.name, buildId, state: stored ? state : 'failed', rc, durationMs: result?.durationMs ?? 0,
       outputStalledMs: result?.outputStalledMs ?? 0,
