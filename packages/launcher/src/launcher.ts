@@ -114,7 +114,12 @@ export class Launcher implements LauncherContext {
     await this.applyConfig(this.config);
     this.deletedNodeWorker.start();
     this.scheduleCleanup();
-    this.malformedTimer = setInterval(() => void this.handleMalformed(), 5_000);
+    this.malformedTimer = setInterval(() => {
+      void this.handleMalformed();
+      // min-ready also wakes on node/request changes; this catches what no znode change
+      // signals, such as the first image upload of a label becoming ready
+      this.minReady.trigger();
+    }, 5_000);
     this.malformedTimer.unref();
     this.minReady.trigger();
     const interval = this.options.watchIntervalMs ?? 1000;
