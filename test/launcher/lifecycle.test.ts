@@ -4,7 +4,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { newNode, newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
+import { newImageBuild, newImageUpload, newNode, newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
 import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { Launcher } from '@nodepool-ts/launcher';
 import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
@@ -239,4 +239,41 @@ test('the node check deletes a READY node whose server vanished; min-ready repla
   assert.equal(await launcher.checkNodes(), 1);
   await waitFor('replacement ready', async () => (await zk.getNodes()).some((n) => n.state === 'ready' && n.id !== first.id));
   await waitFor('dead node gone', async () => (await zk.getNode(first.id ?? '')) === null);
+});
+
+test('min-ready starts once the label\'s first image upload becomes ready, and boots from it', async () => {
+  const { env, zk } = await envWithZk();
+  const yaml = `${env.zkYaml}
+labels:
+  - name: dib-label
+    min-ready: 1
+diskimages:
+  - name: dib-image
+providers:
+  - name: fake-provider
+    driver: fake
+    rate: 0.001
+    diskimages:
+      - name: dib-image
+    pools:
+      - name: main
+        max-servers: 5
+        labels:
+          - name: dib-label
+            diskimage: dib-image
+            min-ram: 8192
+`;
+  const launcher = await startLauncher(env.write('nodepool.yaml', yaml));
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal((await zk.getNodes()).length, 0, 'no image yet: nothing to boot');
+  const cloud = launcher.manager('fake-provider');
+  assert.ok(cloud && cloud.kind === 'cloud');
+  const file = env.write('dib-image-0000000001.raw', 'not really an image');
+  const image = await cloud.uploadImage({ name: 'dib-image-1', file, format: 'raw', metadata: {} });
+  const buildId = await zk.storeBuild('dib-image', { ...newImageBuild({ state: 'ready', formats: ['raw'] }) });
+  const uploadId = await zk.storeImageUpload('dib-image', buildId, 'fake-provider',
+    newImageUpload({ state: 'ready', external_id: image.id, external_name: image.name, format: 'raw' }));
+  const node = await waitFor('min-ready node from the upload', async () =>
+    (await zk.getNodes()).find((n) => n.state === 'ready'), 20_000);
+  assert.equal(node.image_id, `/nodepool/images/dib-image/builds/${buildId}/providers/fake-provider/images/${uploadId}`);
 });
