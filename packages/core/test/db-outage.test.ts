@@ -45,7 +45,14 @@ async function trail(uri: string, dir: string): Promise<string[]> {
   }
 }
 
-const fast: Partial<RecorderOptions> = { flushIntervalMs: 20, maxBackoffMs: 300, writeTimeoutMs: 1500, stopTimeoutMs: 2000 };
+/** What a failed assertion on the recorder should show: its status and everything it logged. */
+function diag(rec: Recorder, cap: { text(): string }): string {
+  return `status ${JSON.stringify(rec.status())}\nlog:\n${cap.text()}`;
+}
+
+// Short waits so outages are noticed and retried quickly; the write timeout still leaves a
+// loaded 2-core machine room for a batch that is merely slow (a false outage would add log lines).
+const fast: Partial<RecorderOptions> = { flushIntervalMs: 20, maxBackoffMs: 300, writeTimeoutMs: 4000, stopTimeoutMs: 2000 };
 
 describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () => {
   const server = new PrivateMariaDb();
@@ -56,6 +63,11 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
     if (server.start() === '') throw new Error('no server');
     const db = await freshMysqlDatabase(server.uri);
     const d = tempDir();
+    // Migrate before the recorder starts: these tests are about outages, and on a loaded machine
+    // creating the schema can take longer than the short write timeout below, which then cuts
+    // every attempt (the recorder would report a database that "did not answer").
+    const migrated = await openDatabase(db.uri, d.dir);
+    await migrated.close();
     return { uri: db.uri, dir: d.dir, cleanup: async () => { server.start(); await db.drop(); d.remove(); } };
   }
 
@@ -66,7 +78,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
     try {
       await rec.start();
       const expected = record(rec, 'a', 100);
-      assert.ok(await rec.flush());
+      assert.ok(await rec.flush(), diag(rec, cap));
       server.freeze();
       try {
         expected.push(...record(rec, 'b', 300));
@@ -75,7 +87,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
       } finally {
         server.thaw();
       }
-      assert.ok(await rec.flush(30_000), JSON.stringify(rec.status()));
+      assert.ok(await rec.flush(30_000), diag(rec, cap));
       assert.deepEqual(await trail(f.uri, f.dir), expected);
       // one error when the outage begins, one info line when it is over (and nothing in between)
       const errors = cap.lines.filter((l) => l.level === 'error');
@@ -99,7 +111,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
     try {
       await rec.start();
       const expected = record(rec, 'a', 50);
-      assert.ok(await rec.flush());
+      assert.ok(await rec.flush(), diag(rec, cap));
       server.stop();
       expected.push(...record(rec, 'b', 400));
       const spill = join(f.dir, SPILL_FILE);
@@ -108,7 +120,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
       await waitFor('the outage to be noticed', () => rec.status().outageSince !== null);
       expected.push(...record(rec, 'c', 60));
       server.start();
-      assert.ok(await rec.flush(30_000), JSON.stringify(rec.status()));
+      assert.ok(await rec.flush(30_000), diag(rec, cap));
       assert.deepEqual(await trail(f.uri, f.dir), expected);
       assert.ok(!existsSync(spill), 'the spill file is removed once written');
       assert.equal(rec.status().dropped, 0);
@@ -133,7 +145,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(rec.status().written, 0);
       server.start();
-      assert.ok(await rec.flush(30_000));
+      assert.ok(await rec.flush(30_000), diag(rec, cap));
       assert.deepEqual(await trail(f.uri, f.dir), expected);
       assert.match(cap.lines.find((l) => l.level === 'error')?.msg ?? '', /unreachable as nodepool@127\.0\.0\.1/);
     } finally {
@@ -144,12 +156,21 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
 
   test('stopped during an outage: queued events survive in the spill file and a new recorder writes them', async () => {
     const f = await fresh();
-    const rec1 = new Recorder({ databaseUri: f.uri, stateDir: f.dir, log: captureLog().log, ...fast });
-    await rec1.start();
-    const expected = record(rec1, 'a', 10);
-    assert.ok(await rec1.flush());
-    server.stop();
-    expected.push(...record(rec1, 'b', 90));
+    const cap1 = captureLog();
+    const rec1 = new Recorder({ databaseUri: f.uri, stateDir: f.dir, log: cap1.log, ...fast });
+    let expected: string[];
+    try {
+      await rec1.start();
+      expected = record(rec1, 'a', 10);
+      assert.ok(await rec1.flush(), diag(rec1, cap1));
+      server.stop();
+      expected.push(...record(rec1, 'b', 90));
+    } catch (err) {
+      // a writer left running would keep the test process alive
+      await rec1.stop();
+      await f.cleanup();
+      throw err;
+    }
     await rec1.stop();
     assert.ok(existsSync(join(f.dir, SPILL_FILE)));
     server.start();
@@ -158,7 +179,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
     try {
       await rec2.start();
       expected.push(...record(rec2, 'c', 5));
-      assert.ok(await rec2.flush(30_000));
+      assert.ok(await rec2.flush(30_000), diag(rec2, cap));
       assert.deepEqual(await trail(f.uri, f.dir), expected);
       assert.ok(cap.lines.some((l) => /not yet written by an earlier run/.test(l.msg)));
     } finally {
@@ -181,7 +202,7 @@ describe('recorder through MariaDB outages', { skip: !mariadbAvailable() }, () =
       const b = makeNode('0000000002', 'ready');
       rec.nodeChanged(null, a, L);
       rec.nodeChanged(null, b, L);
-      assert.ok(await rec.flush());
+      assert.ok(await rec.flush(), diag(rec, cap));
       server.stop();
       // during the outage: a goes in-use, b is deleted, c appears, and lots of noise
       const a2 = { ...a, state: 'in-use' as const };
