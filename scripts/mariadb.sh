@@ -131,12 +131,13 @@ case "$cmd" in
         # or nohup until the exec of mariadbd has happened)
         while running "$spawned" && ! client -e 'SELECT 1' >/dev/null 2>&1 && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.1; done
         if running "$spawned" || [ "$attempt" -ge 3 ]; then break; fi
-        # it died: retry a start that lost a race for the port or the data files; anything else is fatal
+        # it died: retry a start that lost a race for the data files (the port is retried by the
+        # server itself, --port-open-timeout); anything else is fatal
         if ! { cat "$dir/stdout.log"; tail -c +"$((errfrom + 1))" "$dir/error.log" 2>/dev/null; } \
-            | grep -qiE 'address already in use|bind on tcp/ip port|unable to lock|another .*(server|process)'; then
+            | grep -qiE 'unable to lock|another .*process'; then
           break
         fi
-        echo "mariadb.sh: MariaDB in $dir lost a race for its port or files (attempt $attempt); retrying" >&2
+        echo "mariadb.sh: MariaDB in $dir lost a race for its data files (attempt $attempt); retrying" >&2
         clear_stale
         sleep 1
       done
