@@ -117,6 +117,7 @@ export class UploadWorker extends Worker {
       this.log.info(`Uploading DIB image build ${buildId} from ${filename} to ${provider.name}`);
       const manager = await this.ctx.providerManager(provider);
       if (manager === null) throw new BuilderError('ENOPROVIDER', `provider ${provider.name} takes no image uploads`);
+      let lastPct = -1;
       const info = await manager.uploadImage({
         name: externalName,
         file: filename,
@@ -125,6 +126,14 @@ export class UploadWorker extends Worker {
         ...(image.md5 !== null ? { md5: image.md5 } : {}),
         ...(image.sha256 !== null ? { sha256: image.sha256 } : {}),
         signal: this.abort.signal,
+        // progress in the builder log at most every 10 % (Glance uploads take minutes)
+        onProgress: (sent, total) => {
+          const pct = total > 0 ? Math.floor((sent / total) * 10) * 10 : 0;
+          if (pct <= lastPct) return;
+          lastPct = pct;
+          this.log.info({ provider: provider.name, build: buildId, bytes: sent, total },
+            `Uploading ${buildBaseName(pdi.name, buildId)} to ${provider.name}: ${pct}% (${sent} of ${total} bytes)`);
+        },
       });
       const durationMs = Date.now() - start;
       this.log.info(`Image build ${buildBaseName(pdi.name, buildId)} in ${provider.name} is ready`);
