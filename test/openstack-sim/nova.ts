@@ -8,7 +8,7 @@ import {
 import type { SimFlavor, SimImage, SimNetwork, SimServer } from './model.js';
 import type { OpenStackSim } from './sim.js';
 import { glanceImage } from './glance.js';
-import ssh2 from 'ssh2';
+import { ed25519KeyPair } from './ssh.js';
 
 const MAX_MICROVERSION = [2, 95] as const;
 
@@ -570,7 +570,7 @@ async function keypairs(sim: OpenStackSim, req: SimRequest, token: TokenInfo, mv
     let publicKey = typeof kp?.public_key === 'string' ? kp.public_key.trim() : '';
     let privateKey: string | undefined;
     if (publicKey === '') {
-      const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment: 'Generated-by-Nova' });
+      const pair = ed25519KeyPair('Generated-by-Nova');
       publicKey = pair.public;
       privateKey = pair.private;
     } else if (!/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+) [A-Za-z0-9+/=]+/.test(publicKey)) {

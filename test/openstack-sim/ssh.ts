@@ -39,7 +39,7 @@ export class SshEndpoints {
 
   /** Starts the server's SSH endpoints; returns its host public key (`ssh-ed25519 AAAA...`). */
   open(serverId: string, ips: string[]): string {
-    const pair = ssh2.utils.generateKeyPairSync('ed25519');
+    const pair = ed25519KeyPair();
     const ep: Endpoint = { privateKey: pair.private, publicKey: pair.public.split(' ').slice(0, 2).join(' '), ips, listeners: [] };
     this.endpoints.set(serverId, ep);
     if (!this.down) this.listen(ep);
@@ -81,5 +81,17 @@ export class SshEndpoints {
       server.listen(this.portNumber, ip);
       ep.listeners.push(server);
     }
+  }
+}
+
+/**
+ * An ed25519 key pair ssh2 can read back. Without its optional native binding, ssh2's generator
+ * produces a private key its own parser rejects about once in 150 keys ("Malformed OpenSSH
+ * private key"); such a pair is simply generated again.
+ */
+export function ed25519KeyPair(comment?: string): { private: string; public: string } {
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync('ed25519', comment ? { comment } : undefined);
+    if (!(ssh2.utils.parseKey(pair.private) instanceof Error)) return pair;
   }
 }

@@ -38,6 +38,7 @@ declare module 'ssh2' {
 
   const utils: {
     generateKeyPairSync(type: 'ed25519' | 'rsa' | 'ecdsa', opts?: { comment?: string; bits?: number }): KeyPair;
+    parseKey(data: string | Buffer): unknown;
   };
 
   const ssh2: { Client: typeof Client; Server: typeof Server; utils: typeof utils };
