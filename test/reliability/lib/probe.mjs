@@ -12,7 +12,7 @@ if (file) {
     const resources = {};
     for (const r of process.getActiveResourcesInfo()) resources[r] = (resources[r] ?? 0) + 1;
     try {
-      appendFileSync(file, `${JSON.stringify({ t: Date.now(), rss: m.rss, heapUsed: m.heapUsed, external: m.external, resources })}\n`);
+      appendFileSync(file, `${JSON.stringify({ t: Date.now(), rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, resources })}\n`);
     } catch {
       // the soak's directory is gone: nothing to report to
     }

@@ -170,8 +170,10 @@ export function probeArgs(file: string, everyMs = 5000): { nodeArgs: string[]; e
 export interface ProbeSample {
   t: number;
   rss: number;
+  heapTotal?: number;
   heapUsed: number;
   external: number;
+  arrayBuffers?: number;
   resources: Record<string, number>;
 }
 

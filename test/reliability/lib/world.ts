@@ -111,6 +111,8 @@ export class World {
   /** Another client of this world's chroot (e.g. a second Zuul). */
   async connect(sessionTimeoutMs = 30_000): Promise<ZooKeeper> {
     const zk = new ZooKeeper({ servers: `${this.zkHosts}${this.chroot}`, sessionTimeoutMs, connectTimeoutMs: 20_000 });
+    // every Zuul job of the load waits for a reconnection on its own ('state'/'close' listeners)
+    zk.setMaxListeners(0);
     await zk.connect();
     this.cleanups.push(() => zk.close());
     return zk;
