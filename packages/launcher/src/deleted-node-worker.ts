@@ -20,6 +20,12 @@ const DELETE_RETRY_FIRST_MS = 5_000;
 const DELETE_RETRY_MAX_MS = 300_000;
 /** deletions running at once per launcher */
 const MAX_DELETES = 64;
+/**
+ * An `init` node is locked by its launcher right after it is stored; one still unlocked after
+ * this long was left by a handler that gave up between the two (a lost session, an error).
+ */
+const INIT_GRACE_MS = 60_000;
+const INIT_GONE_GRACE_MS = 5_000;
 export const REAPABLE = new Set(['used', 'in-use', 'building', 'failed', 'deleting', 'deleted', 'aborted']);
 
 export class DeletedNodeWorker {
@@ -93,7 +99,7 @@ export class DeletedNodeWorker {
         if (!l.requestCache.get(node.allocated_to)) work.push(this.deallocate(node));
         continue;
       }
-      if (!REAPABLE.has(node.state)) continue;
+      if (!REAPABLE.has(node.state) && !this.orphanedInit(node, now)) continue;
       if ((this.retries.get(node.id)?.notBefore ?? 0) > now) continue;
       if (this.inProgress.size + work.length >= MAX_DELETES) break;
       work.push(this.tryDelete(node));
@@ -104,6 +110,20 @@ export class DeletedNodeWorker {
     }
     await Promise.allSettled(work);
     for (const id of this.retries.keys()) if (!present.has(id)) this.retries.delete(id);
+  }
+
+  /**
+   * An unlocked `init` node nobody will launch: its launcher is gone (killed between storing
+   * and locking it), or it is older than any launch start takes. (Unlocked is checked by the
+   * lock attempt that follows.) Nodepool never reaps `init` nodes; they would stay forever.
+   */
+  private orphanedInit(node: Node, now: number): boolean {
+    if (node.state !== 'init') return false;
+    const age = now - node.state_time * 1000;
+    if (age > INIT_GRACE_MS) return true;
+    // (a few seconds first: a launcher that just started may be unknown to our list yet)
+    const launcher = node.launcher;
+    return age > INIT_GONE_GRACE_MS && launcher !== null && !this.launcher.launchers().some((l) => l.id === launcher);
   }
 
   private async deallocate(node: Node): Promise<void> {
@@ -189,15 +209,25 @@ export class DeletedNodeWorker {
     }
     if (fresh.state === 'deleted' || fresh.provider === null) {
       await l.zk.deleteNode(fresh);
+      await forgetLock(l, node);
       l.recordNodeRemoved(fresh, 'DeletedNodeWorker');
       return true;
     }
-    if (!REAPABLE.has(fresh.state)) {
+    if (!REAPABLE.has(fresh.state) && !this.orphanedInit(fresh, Date.now())) {
       await l.zk.unlockNode(node);
       return true;
     }
     return deleteNodeAndServer(l, node, fresh, 'DeletedNodeWorker', this.abort.signal);
   }
+}
+
+/**
+ * The recursive delete took our lock contender with the node, but the Lock object still counts
+ * as held and stays registered with the session (for session-loss notice): release it, or every
+ * deleted node leaves one behind (found by the soak as a live-heap trend).
+ */
+async function forgetLock(l: Launcher, lockedRef: Node): Promise<void> {
+  await l.zk.unlockNode(lockedRef).catch(() => undefined);
 }
 
 /** A node's provider has no manager right now (a reload replacing it, or a removed provider). */
@@ -265,6 +295,7 @@ export async function deleteNodeAndServer(
       }
     }
     await l.zk.deleteNode(fresh);
+    await forgetLock(l, lockedRef);
     l.recordNodeRemoved(fresh, by);
     if (manager?.nodeDeleted) await manager.nodeDeleted(fresh);
     return true;

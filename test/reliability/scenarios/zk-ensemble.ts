@@ -83,7 +83,8 @@ function fillCounts(r: ScenarioResult, outcomes: readonly JobOutcome[]): ReturnT
 
 async function settleInto(r: ScenarioResult, world: World, auditor: Auditor, from: number): Promise<void> {
   await world.removeStrayRequests();
-  const settled = await world.settle(60_000);
+  // (an `init` node a handler left when its session died is reaped 60 s after its creation)
+  const settled = await world.settle(90_000);
   r.leaked = { servers: settled.leaks.servers.length, nodes: settled.leaks.nodes.length, requests: settled.leaks.requests.length, other: 0 };
   r.details.leaks = settled.leaks;
   const v = auditor.violations.slice(from);
