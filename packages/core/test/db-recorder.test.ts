@@ -8,6 +8,8 @@ import {
   Recorder, SPILL_FILE, openDatabase, queryDeletedNodes, queryGaps, queryHistory, queryStats, percentile, type Database,
 } from '../src/db/index.js';
 import { snapshotNode } from '../src/db/events.js';
+import { MIGRATIONS_TABLE } from '../src/db/connection.js';
+import { MIGRATIONS, type Migration } from '../src/db/schema.js';
 import type { ImageBuild, ImageUpload, Node } from '../src/model/types.js';
 import {
   captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
@@ -263,6 +265,42 @@ function suite(backend: Backend): void {
         assert.equal(Number(n?.n), 50);
         await db.close();
       } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('a schema migration longer than the write timeout is not cut (it has no time limit by default)', async () => {
+      const f = await backend.fresh();
+      const cap = captureLog();
+      // a migration that runs 1.5 s on the server (MariaDB: a statement that a cut connection fails)
+      const slow: Migration = {
+        name: '002_slow_test_migration',
+        async up(knex) {
+          if (backend.name === 'sqlite') await new Promise((r) => setTimeout(r, 1500));
+          else await knex.raw('SELECT SLEEP(1.5)');
+          await knex.schema.createTable('slow_migration_done', (t) => t.integer('x'));
+        },
+      };
+      const migrations = [...MIGRATIONS, slow];
+      const rec = new Recorder({ databaseUri: f.uri, stateDir: f.stateDir, flushIntervalMs: 20, log: cap.log, writeTimeoutMs: 300,
+        maxBackoffMs: 300, migrations });
+      let db: Database | null = null;
+      try {
+        await rec.start();
+        rec.nodeChanged(null, makeNode('m1', 'ready'), L);
+        assert.ok(await rec.flush(20_000), JSON.stringify(rec.status()));
+        assert.ok(rec.status().connected);
+        db = await openDatabase(f.uri, f.stateDir, { migrations });
+        assert.ok(await db.knex.schema.hasTable('slow_migration_done'));
+        const applied = await db.knex(MIGRATIONS_TABLE).where('name', slow.name).count({ n: '*' }).first();
+        assert.equal(Number(applied?.n), 1);
+        assert.equal(Number((await db.knex('node_events').count({ n: '*' }).first())?.n), 1);
+        // migrated in one go: never timed out, never retried
+        assert.ok(!cap.lines.some((l) => l.level === 'error' || /timed out|still failing/.test(l.msg)), cap.text());
+        assert.equal(cap.lines.filter((l) => /schema migrated from version 0 to 2/.test(l.msg)).length, 1, cap.text());
+      } finally {
+        await rec.stop();
+        await db?.close();
         await f.cleanup();
       }
     });

@@ -22,6 +22,7 @@ import {
   type NodeEvent, type RecorderEvent, type RequestEvent,
 } from './events.js';
 import { Fifo } from './queue.js';
+import { MIGRATIONS, type Migration } from './schema.js';
 import { SpillFile } from './spill.js';
 import { describeTarget, parseDatabaseUri, type DatabaseTarget } from './uri.js';
 import { liveNodes, liveRequests, pruneHistory, recordGap, writeBatch } from './writer.js';
@@ -54,6 +55,15 @@ export interface RecorderOptions {
   maxBackoffMs?: number;
   /** a batch that takes longer is abandoned and its connections cut (ms, default 15 s) */
   writeTimeoutMs?: number;
+  /**
+   * a schema migration that takes longer is abandoned and its connections cut (ms); 0 (the
+   * default) sets no limit: a migration may rebuild large tables, and one cut on a busy server
+   * would be cut again on every retry. A dead server still fails it (connect errors, TCP
+   * keepalive), and stop() cuts it.
+   */
+  migrationTimeoutMs?: number;
+  /** the schema migrations to apply (default: this code's; tests pass longer lists) */
+  migrations?: readonly Migration[];
   /** how long stop() tries to write what is queued before keeping it in the spill file (ms, default 5 s) */
   stopTimeoutMs?: number;
   /** how often retention runs (ms, default 1 h) */
@@ -135,8 +145,8 @@ async function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> 
 }
 
 class WriteTimeout extends Error {
-  constructor(ms: number) {
-    super(`write timed out after ${ms} ms`);
+  constructor(ms: number, what = 'write') {
+    super(`${what} timed out after ${ms} ms`);
     this.name = 'WriteTimeout';
   }
 }
@@ -192,6 +202,8 @@ export class Recorder {
       maxSpillBytes: Math.max(0, opts.maxSpillBytes ?? 512 * 1024 * 1024),
       maxBackoffMs: opts.maxBackoffMs ?? 30_000,
       writeTimeoutMs: opts.writeTimeoutMs ?? 15_000,
+      migrationTimeoutMs: Math.max(0, opts.migrationTimeoutMs ?? 0),
+      migrations: opts.migrations ?? MIGRATIONS,
       stopTimeoutMs: opts.stopTimeoutMs ?? 5_000,
       retentionIntervalMs: opts.retentionIntervalMs ?? 3_600_000,
     };
@@ -218,7 +230,7 @@ export class Recorder {
     }
     this.handle = makeKnex(this.target, { poolMax: 2 });
     try {
-      await this.withTimeout(this.ensureSchema());
+      await this.ensureSchema();
     } catch (err) {
       if (err instanceof SchemaTooNewError) {
         await this.closeHandle();
@@ -469,16 +481,17 @@ export class Recorder {
     return this.handle.knex;
   }
 
-  private async withTimeout<T>(p: Promise<T>): Promise<T> {
-    const ms = this.opts.writeTimeoutMs;
+  /** `p`, abandoned after `ms` (0: never) with its connections cut. */
+  private async withTimeout<T>(p: Promise<T>, ms = this.opts.writeTimeoutMs, what = 'write'): Promise<T> {
+    if (ms <= 0) return p;
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const guard = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         timedOut = true;
         // fail the hung statement on its socket; the pool then reconnects for the next try
-        this.handle?.cutConnections(`recorder write timeout (${ms} ms)`);
-        reject(new WriteTimeout(ms));
+        this.handle?.cutConnections(`recorder ${what} timeout (${ms} ms)`);
+        reject(new WriteTimeout(ms, what));
       }, ms);
     });
     try {
@@ -490,9 +503,11 @@ export class Recorder {
     }
   }
 
+  /** Migrate under its own time limit (migrationTimeoutMs), not the write timeout. */
   private async ensureSchema(): Promise<void> {
     if (this.migrated) return;
-    const r = await migrateToLatest(this.knex(), this.target);
+    const r = await this.withTimeout(migrateToLatest(this.knex(), this.target, { migrations: this.opts.migrations }),
+      this.opts.migrationTimeoutMs, 'schema migration');
     this.migrated = true;
     if (r.applied.length > 0) {
       this.log.info({ database: this.describe(), from: r.from, to: r.to },
@@ -551,7 +566,7 @@ export class Recorder {
     while (!this.halt) {
       let worked: boolean;
       try {
-        if (!this.migrated) await this.withTimeout(this.ensureSchema());
+        if (!this.migrated) await this.ensureSchema();
         worked = await this.step();
         this.succeeded();
       } catch (err) {
