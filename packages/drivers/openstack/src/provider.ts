@@ -50,7 +50,7 @@ export interface OpenStackProviderOptions {
   apiTimeoutMs?: number;
   /** interval of server status polls (default 2 s; env NODEPOOL_OPENSTACK_POLL_INTERVAL, seconds) */
   pollIntervalMs?: number;
-  /** DOWN-port age before deletion (default 180 s) */
+  /** DOWN-port age before deletion (default 180 s; env NODEPOOL_OPENSTACK_DOWN_PORT_AGE, seconds) */
   downPortAgeMs?: number;
   /** check credentials, flavors, networks and images in the background on start (default true) */
   validateOnStart?: boolean;
@@ -83,6 +83,12 @@ function isUuid(s: string): boolean {
 function pollIntervalDefault(): number {
   const env = Number(process.env.NODEPOOL_OPENSTACK_POLL_INTERVAL);
   return Number.isFinite(env) && env > 0 ? env * 1000 : DEFAULT_POLL_MS;
+}
+
+function downPortAgeDefault(): number {
+  const raw = process.env.NODEPOOL_OPENSTACK_DOWN_PORT_AGE;
+  const env = Number(raw);
+  return raw !== undefined && raw !== '' && Number.isFinite(env) && env >= 0 ? env * 1000 : DOWN_PORT_AGE_MS;
 }
 
 export class OpenStackProviderManager implements ProviderManager {
@@ -640,7 +646,7 @@ export class OpenStackProviderManager implements ProviderManager {
         this.downPorts.set(p.id, now);
         continue;
       }
-      if (now - first < (this.opts.downPortAgeMs ?? DOWN_PORT_AGE_MS)) continue;
+      if (now - first < (this.opts.downPortAgeMs ?? downPortAgeDefault())) continue;
       try {
         await this.session.pk('network', 'DELETE', 'port', 'cleanupLeakedResources', 'network DELETE /v2.0/ports/{id}',
           (cb) => this.session.network.destroyPort(p.id, cb));

@@ -121,6 +121,17 @@ export function clientOptions(cloud: CloudConfig, region: string | null): OpenSt
   return opts;
 }
 
+/**
+ * The status a successful pkgcloud call was answered with. pkgcloud hands back only the parsed
+ * body, so this is the status the API reference documents for the calls made through it:
+ * Keystone's token POST 201, Nova's server DELETE and Neutron's port DELETE 204, every GET 200.
+ */
+export function successStatus(service: ServiceType, method: string): number {
+  if (method === 'DELETE') return 204;
+  if (method === 'POST' && service === 'identity') return 201;
+  return 200;
+}
+
 export class OpenStackSession {
   readonly provider: string;
   readonly cloud: CloudConfig;
@@ -342,7 +353,7 @@ export class OpenStackSession {
               ? httpError(this.ctx(operation, call), { status, body: err.result })
               : transportError(this.ctx(operation, call), err));
           } else {
-            finish(200, null, value);
+            finish(successStatus(service, method), null, value);
           }
         });
       } catch (err) {
