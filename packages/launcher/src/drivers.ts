@@ -7,7 +7,7 @@ import type { Node } from '@nodepool-ts/core/model';
 import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
 import { createStaticProvider } from '@nodepool-ts/driver-static';
-import { createOpenStackProvider } from '@nodepool-ts/driver-openstack';
+import { createOpenStackProvider, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
 
 /** Optional hooks a driver may offer the launcher beyond the cloud interface. */
 export interface LauncherHooks {
@@ -38,6 +38,14 @@ export interface StaticManager extends ProviderLifecycle, LauncherHooks {
 
 export type AnyProviderManager = CloudManager | StaticManager;
 
+/** Figures a driver reports for statsd and Prometheus (web/metrics.ts). */
+export interface DriverStats {
+  /** one cloud API call: `nodepool.task.<provider>.<service>.<METHOD>.<name>.*` */
+  apiCall(e: ApiCallEvent): void;
+  /** DOWN ports a cleanup removed: `nodepool.provider.<provider>.downPorts` */
+  downPortsRemoved(provider: string, count: number): void;
+}
+
 /** The launcher's services a driver may use (static registers nodes itself). */
 export interface DriverContext {
   stateDir: string;
@@ -51,6 +59,8 @@ export interface DriverContext {
   /** store a node and record the change (database, metrics) */
   storeNode(node: Node, by: string, reason: string): Promise<void>;
   recordNodeRemoved(node: Node, by: string): void;
+  /** where API call and cleanup figures go (the launcher's metrics; absent: nowhere) */
+  stats?: DriverStats;
 }
 
 export class UnsupportedDriverError extends Error {
@@ -72,7 +82,11 @@ export function createProviderManager(provider: Provider, _ctx: DriverContext): 
       return createStaticProvider(provider, _ctx);
     case 'openstack': {
       // pkgcloud is loaded by start(), so launchers without an OpenStack provider never load it
-      const mgr = createOpenStackProvider(provider);
+      const stats = _ctx.stats;
+      const mgr = createOpenStackProvider(provider, stats ? {
+        onApiCall: (e) => stats.apiCall(e),
+        onDownPortsRemoved: (count) => stats.downPortsRemoved(provider.name, count),
+      } : {});
       return Object.assign(mgr, { config: provider }) as CloudManager;
     }
     default: {

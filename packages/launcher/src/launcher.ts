@@ -233,6 +233,11 @@ export class Launcher implements LauncherContext {
         logger: (name) => this.logger(name),
         storeNode: (node, by, reason) => this.storeNode(node, by, reason),
         recordNodeRemoved: (node, by) => this.recordNodeRemoved(node, by),
+        // metrics start after the first providers: look them up at each call
+        stats: {
+          apiCall: (e) => this.metrics?.apiCall(e),
+          downPortsRemoved: (provider, count) => this.metrics?.downPortsRemoved(provider, count),
+        },
       });
       await mgr.start();
       this.providers.set(name, mgr);

@@ -5,6 +5,12 @@
 //   nodepool.nodes.<state>, nodepool.provider.<p>.nodes.<state>,
 //   nodepool.label.<l>.nodes.<state>                                 gauges, all 11 states
 //   nodepool.provider.<p>.max_servers                                 gauge
+//   nodepool.provider.<p>.downPorts                                   counter (DOWN ports removed)
+//   nodepool.task.<p>.<service>.<METHOD>.<name>.<status>              timer (ms) + counter, per API call
+//   nodepool.task.<p>.<service>.<METHOD>.<name>.attempted|failed|over_1000   counters
+// The task keys are the ones openstacksdk sends for Nodepool (its statsd prefix is
+// `nodepool.task.<provider>`): `<status>` when an answer came, `failed` when none did (timeout,
+// reset), `over_1000` for answers slower than a second, `attempted` for every call.
 // Node gauges are published only by the winner of the launcher's stats election (election.ts:
 // kazoo's Election = the Lock recipe on /nodepool/elections/stats, identifier `<hostname>-<pid>`),
 // recomputed when the node cache changes, at most once per second. Every launcher publishes the launches it
@@ -19,6 +25,7 @@ import type { Config } from '@nodepool-ts/core/config';
 import type { Logger } from '@nodepool-ts/core/log';
 import { NODE_STATES, type LauncherInfo, type Node } from '@nodepool-ts/core/model';
 import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
+import { taskMetricKey, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
 import type { LaunchAttempt } from '../context.js';
 import type { LauncherEvents } from '../events.js';
 
@@ -100,6 +107,9 @@ export class LauncherMetrics {
   private readonly lastAttempt = new Map<string, string>();
   private readonly launchCounter: Counter<'provider' | 'az' | 'requestor' | 'result'>;
   private readonly launchDuration: Histogram<'provider' | 'result'>;
+  private readonly taskCounter: Counter<'provider' | 'service' | 'method' | 'name' | 'status'>;
+  private readonly taskDuration: Histogram<'provider' | 'service' | 'method' | 'name'>;
+  private readonly downPortsCounter: Counter<'provider'>;
   private readonly gaugeIntervalMs: number;
   private readonly onNode = () => this.nodesChanged();
   private readonly onAttempt = (node: Node, _by: string, a: LaunchAttempt) => {
@@ -125,6 +135,25 @@ export class LauncherMetrics {
       help: 'Time from launch start to its outcome (statsd nodepool.launch.* timers)',
       labelNames: ['provider', 'result'],
       buckets: [1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600],
+      registers,
+    });
+    this.taskCounter = new Counter({
+      name: 'nodepool_task_total',
+      help: 'Cloud API calls by answer status, "failed" when none came (statsd nodepool.task.*)',
+      labelNames: ['provider', 'service', 'method', 'name', 'status'],
+      registers,
+    });
+    this.taskDuration = new Histogram({
+      name: 'nodepool_task_duration_seconds',
+      help: 'Time of answered cloud API calls (statsd nodepool.task.*.<status> timers)',
+      labelNames: ['provider', 'service', 'method', 'name'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.downPortsCounter = new Counter({
+      name: 'nodepool_provider_down_ports_total',
+      help: 'DOWN ports removed by cleanup (statsd nodepool.provider.<p>.downPorts)',
+      labelNames: ['provider'],
       registers,
     });
     const self = this;
@@ -326,6 +355,32 @@ export class LauncherMetrics {
       statsd.timing(key, ms);
       statsd.increment(key);
     }
+  }
+
+  /** One cloud API call (a driver's onApiCall), under openstacksdk's statsd keys. */
+  apiCall(e: ApiCallEvent): void {
+    if (this.stopped) return;
+    const labels = { provider: e.provider, service: e.service, method: e.method, name: e.name };
+    this.taskCounter.inc({ ...labels, status: e.status === null ? 'failed' : String(e.status) });
+    if (e.status !== null) this.taskDuration.observe(labels, e.ms / 1000);
+    const statsd = this.statsd;
+    if (!statsd) return;
+    const key = taskMetricKey(e);
+    if (e.status !== null) {
+      statsd.timing(`${key}.${e.status}`, e.ms);
+      statsd.increment(`${key}.${e.status}`);
+      if (e.ms > 1000) statsd.increment(`${key}.over_1000`);
+    } else {
+      statsd.increment(`${key}.failed`);
+    }
+    statsd.increment(`${key}.attempted`);
+  }
+
+  /** DOWN ports a cleanup of `provider` removed (Nodepool counts them by the number removed). */
+  downPortsRemoved(provider: string, count: number): void {
+    if (this.stopped || count <= 0) return;
+    this.downPortsCounter.inc({ provider }, count);
+    this.statsd?.increment(`nodepool.provider.${provider}.downPorts`, count);
   }
 
   /** Prometheus text exposition of everything above. */
