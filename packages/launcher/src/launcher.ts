@@ -17,7 +17,7 @@ import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js
 import { CleanupWorker } from './cleanup-worker.js';
 import { MinReadyWorker } from './min-ready.js';
 import { LauncherEvents } from './events.js';
-import { keyscan } from '@nodepool-ts/driver-static';
+import { keyscan } from '@nodepool-ts/core/ssh';
 import { StatsElection } from './election.js';
 import { LauncherRecording } from './recording.js';
 import { WebApp, type WebAppOptions } from './web/server.js';

@@ -12,6 +12,7 @@ import { setMaxListeners } from 'node:events';
 import { stat } from 'node:fs/promises';
 import type { CloudPoolLabel, OpenStackProvider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
+import { SSH_CONNECTION_TYPES, keyscan } from '@nodepool-ts/core/ssh';
 import {
   META_IMAGE, META_LABEL, META_PROVIDER, NotFoundError, ProviderAbortedError, ProviderError, ProviderTimeoutError,
   RateLimiter, ServerStatusError, ZERO_USAGE, addUsage, flavorResources, isManagedServer, requireFlavor,
@@ -23,7 +24,6 @@ import type {
 import type { RawFlavor, RawImage, RawServer as PkgServer } from 'pkgcloud';
 import { classifyAddresses, type NetworkRef } from './addresses.js';
 import { GlanceApi, toImageInfo } from './glance.js';
-import { keyscan } from './keyscan.js';
 import { NeutronApi } from './neutron.js';
 import { NovaApi } from './nova.js';
 import { ServerPoller, type RawServer } from './poller.js';
@@ -621,7 +621,7 @@ export class OpenStackProviderManager implements ProviderManager {
     const port = di?.connectionPort ?? ci?.connectionPort ?? (type === 'winrm' ? 5986 : 22);
     if (!server.interfaceIp) throw new ProviderError(this.name, 'fatal', `server ${server.id} has no address to scan`, { operation: 'hostKeys' });
     return keyscan(server.interfaceIp, port, this.config.bootTimeout * 1000, this.stopController.signal,
-      { gatherKeys: type === 'ssh' || type === 'network_cli' });
+      { gatherKeys: SSH_CONNECTION_TYPES.has(type) });
   }
 
   /**

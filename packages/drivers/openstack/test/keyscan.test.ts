@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { KeyscanError, keyscan, keyType } from '../src/index.js';
+import { SshError, keyscan, keyType } from '@nodepool-ts/core/ssh';
 import { CIRROS, fixture, specFor, startManager } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../../../..');
@@ -76,8 +76,8 @@ test('sshd down: the scan retries every 2 s and fails after boot-timeout', async
     const s = await m.waitForServer(c.id, 5000);
     const t0 = Date.now();
     await assert.rejects(m.hostKeys(s), (err: unknown) => {
-      assert.ok(err instanceof KeyscanError);
-      assert.equal(err.reason, 'timeout');
+      assert.ok(err instanceof SshError);
+      assert.equal(err.code, 'EKEYSCAN');
       assert.match(err.message, /Timeout connecting to 127\.42\.\d+\.\d+ on port \d+ after 1 s/);
       return true;
     });
@@ -102,11 +102,11 @@ test('a port that accepts but speaks no SSH yields no key and times out', async 
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
   try {
     await assert.rejects(keyscan('127.0.0.1', port, 800, undefined, { retryMs: 100 }),
-      (err: unknown) => err instanceof KeyscanError && /port is open but no SSH host key/.test(err.message));
+      (err: unknown) => err instanceof SshError && err.code === 'EKEYSCAN' && /port is open but no SSH host key/.test(err.message));
     const ac = new AbortController();
     setTimeout(() => ac.abort(), 100);
     await assert.rejects(keyscan('127.0.0.1', port, 5000, ac.signal, { retryMs: 50 }),
-      (err: unknown) => err instanceof KeyscanError && err.reason === 'aborted');
+      (err: unknown) => err instanceof SshError && err.code === 'EABORTED');
   } finally {
     await new Promise<void>((r) => server.close(() => r()));
   }

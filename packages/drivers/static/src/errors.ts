@@ -1,12 +1,9 @@
 // Errors of the static driver: a code an operator (or the CLI/web API) can act on, and the host
 // or script they concern.
+import type { SshErrorCode } from '@nodepool-ts/core/ssh';
 
 export type StaticErrorCode =
-  | 'EDNS' // the host name does not resolve
-  | 'ECONNECT' // TCP connect refused / unreachable / timed out
-  | 'EKEYSCAN' // the SSH handshake failed or timed out (no host key obtained)
-  | 'EHOSTKEY' // the host's keys do not include every configured host-key
-  | 'EABORTED' // the operation was cancelled (provider stopping)
+  | SshErrorCode // EDNS, ECONNECT, EKEYSCAN, EABORTED, EHOSTKEY (here also: a configured host-key not offered)
   | 'ENOPRIVATEKEY' // a ready-script needs `private-key` and none is usable
   | 'ESCRIPT' // the ready-script could not be read or started
   | 'EBADHOST' // a runtime host definition is invalid

@@ -4,11 +4,8 @@ export {
   StaticNodeManager, createStaticProvider, STATIC_LAUNCHER,
   type StaticDriverContext, type StaticManagerOptions, type DesiredHost, type HostState, type HostStatus,
 } from './provider.js';
-export {
-  checkHost, keyscan, scanHostKey, resolveHost, connectTcp, normalizeHostKey, hostKeyType, fingerprint,
-  SSH_CONNECTION_TYPES, DEFAULT_SCAN_TYPES,
-  type HostAddress, type HostCheckTarget, type HostCheckResult,
-} from './check.js';
+// host keys, TCP and SSH scans themselves: @nodepool-ts/core/ssh
+export { checkHost, type HostCheckTarget, type HostCheckResult } from './check.js';
 export {
   runReadyScript, runScriptOverSsh, labelReadyScript, resolveScriptPath, readyScriptTimeoutMs,
   describeScriptResult, outputExcerpt, shellQuote, DEFAULT_READY_SCRIPT_TIMEOUT_MS, DEFAULT_OUTPUT_LIMIT,

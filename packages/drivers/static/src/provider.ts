@@ -14,7 +14,8 @@ import type { Logger } from '@nodepool-ts/core/log';
 import { cloneNode, newNode, type Node } from '@nodepool-ts/core/model';
 import { nowSeconds } from '@nodepool-ts/core/util';
 import { Lock, LockTimeoutError, mapLimit, paths, type ZooKeeper } from '@nodepool-ts/core/zk';
-import { checkHost, normalizeHostKey, SSH_CONNECTION_TYPES, type HostAddress, type HostCheckResult } from './check.js';
+import { normalizeHostKey, SSH_CONNECTION_TYPES, type HostAddress } from '@nodepool-ts/core/ssh';
+import { checkHost, type HostCheckResult } from './check.js';
 import type { StaticErrorCode } from './errors.js';
 import {
   describeScriptResult, labelReadyScript, outputExcerpt, readyScriptTimeoutMs, runReadyScript,

@@ -11,7 +11,7 @@ import { dirname, isAbsolute, join } from 'node:path';
 import { Client, type ClientChannel } from 'ssh2';
 import type { Config } from '@nodepool-ts/core/config';
 import type { Node } from '@nodepool-ts/core/model';
-import { connectTcp, hostKeyType, normalizeHostKey, SSH_CONNECTION_TYPES } from './check.js';
+import { connectTcp, hostKeyAlgorithms, hostKeyType, keyFromBlob, normalizeHostKey, SSH_CONNECTION_TYPES } from '@nodepool-ts/core/ssh';
 import { StaticDriverError } from './errors.js';
 
 export const DEFAULT_READY_SCRIPT_TIMEOUT_MS = 600_000;
@@ -151,7 +151,7 @@ function login(target: ScriptTarget, privateKey: string | Buffer, timeoutMs: num
     });
     client.on('close', () => finish(new StaticDriverError('EKEYSCAN', `${label}: connection closed during SSH login`)));
     const types = [...new Set(known.map(hostKeyType))];
-    const algos = types.flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t]));
+    const algos = types.flatMap(hostKeyAlgorithms);
     try {
       client.connect({
         sock,
@@ -160,8 +160,7 @@ function login(target: ScriptTarget, privateKey: string | Buffer, timeoutMs: num
         readyTimeout: 0,
         tryKeyboard: false,
         hostVerifier: (blob: Buffer) => {
-          const len = blob.length >= 4 ? blob.readUInt32BE(0) : 0;
-          presented = `${blob.subarray(4, 4 + len).toString('latin1')} ${blob.toString('base64')}`;
+          presented = keyFromBlob(blob);
           return known.length === 0 || known.includes(presented);
         },
         ...(algos.length > 0 ? { algorithms: { serverHostKey: algos } } : {}),

@@ -9,7 +9,7 @@ import type { Config, StaticNode, StaticPool, StaticProvider } from '@nodepool-t
 import { parseJsonObject, pythonJson } from '@nodepool-ts/core/model';
 import { nowSeconds } from '@nodepool-ts/core/util';
 import { isNoNode, isNodeExists, paths, type RawEvent, type SessionState, type ZooKeeper } from '@nodepool-ts/core/zk';
-import { normalizeHostKey, SSH_CONNECTION_TYPES } from './check.js';
+import { normalizeHostKey, SSH_CONNECTION_TYPES } from '@nodepool-ts/core/ssh';
 import { StaticDriverError, StaticHostValidationError } from './errors.js';
 
 export const CONNECTION_TYPES: readonly string[] = ['ssh', 'winrm', 'network_cli'];

@@ -1,7 +1,8 @@
 // Alive checks against real OpenSSH servers: TCP + verified host keys through ssh2.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkHost, fingerprint, keyscan, normalizeHostKey, scanHostKey } from '../src/index.js';
+import { fingerprint, keyscan, normalizeHostKey, scanHostKey } from '@nodepool-ts/core/ssh';
+import { checkHost } from '../src/index.js';
 import { freePort, makeClientKey, startSshd, type ClientKey, type Sshd } from './sshd.js';
 
 let key: ClientKey;

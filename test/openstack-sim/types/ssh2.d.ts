@@ -1,25 +1,9 @@
-// The part of ssh2's API used here (the package ships no types and @types/ssh2 is not
-// installed): the client for host-key scans, the server and key generation for the simulator.
+// The part of ssh2's API the simulator uses (the package ships no types and @types/ssh2 is not
+// installed): the server that answers host-key scans, and key generation.
 declare module 'ssh2' {
   import type { EventEmitter } from 'node:events';
-  import type { Duplex } from 'node:stream';
 
   interface KeyPair { private: string; public: string }
-
-  interface ConnectConfig {
-    sock: Duplex;
-    username?: string;
-    readyTimeout?: number;
-    algorithms?: { serverHostKey?: string[] };
-    /** with no hostHash, `key` is the raw public key blob; returning false aborts the handshake */
-    hostVerifier?: (key: Buffer) => boolean;
-  }
-
-  class Client extends EventEmitter {
-    connect(config: ConnectConfig): this;
-    end(): this;
-    destroy(): this;
-  }
 
   interface AuthContext { reject(): void }
 
@@ -41,7 +25,7 @@ declare module 'ssh2' {
     parseKey(data: string | Buffer): unknown;
   };
 
-  const ssh2: { Client: typeof Client; Server: typeof Server; utils: typeof utils };
+  const ssh2: { Server: typeof Server; utils: typeof utils };
   namespace ssh2 {
     type Server = InstanceType<typeof Server>;
   }
