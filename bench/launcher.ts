@@ -3,7 +3,12 @@
 // in-use then used, unlock) and prints JSON figures:
 //   warm: requests served from the min-ready pool; cold: a node launched per request;
 //   latency p50/p95/p99 from request creation to `fulfilled` seen by the client;
-//   launcher RSS; `nodepool list` wall time at 1k and 10k nodes; launcher RSS with 10k nodes.
+//   launcher RSS; `nodepool list` wall time at 1k and 10k nodes; launcher RSS with 10k nodes;
+//   per request: CPU ms of the launcher, the ZooKeeper server and this client (figures that hold
+//   on a loaded machine, unlike requests/s) and ZooKeeper packets received.
+//
+//   NODEPOOL_ZK_OPSTATS=/tmp/ops npm run bench ...   also writes /tmp/ops.<pid> per process:
+//   every ZooKeeper operation counted by kind and path pattern (which calls a change saves).
 //
 //   npm run bench                         (defaults)
 //   npm run bench -- --requests 2000 --concurrency 16
@@ -18,7 +23,7 @@ import { newNode, nodeToData } from '@nodepool-ts/core/model';
 import { paths, ZooKeeper, mapLimit } from '@nodepool-ts/core/zk';
 import { configureLogging } from '@nodepool-ts/core/log';
 import { drive } from './zuul-client.js';
-import { benchZooKeeper } from './services.js';
+import { benchZooKeeper, cpuSeconds, zkMonitor } from './services.js';
 
 configureLogging({ level: 'silent' });
 const root = resolve(import.meta.dirname, '..');
@@ -93,6 +98,29 @@ async function stopLauncher(p: ChildProcess): Promise<void> {
   await new Promise((r) => p.once('exit', r));
 }
 
+/**
+ * drive() plus the CPU each process spent per request (ms): the launcher, the ZooKeeper server
+ * (when this benchmark started it) and this Zuul-like client. Unlike requests/s these figures
+ * hardly move with the load other work puts on the machine.
+ */
+async function measuredDrive(zk: ZooKeeper, launcher: ChildProcess, label: string, total: number): Promise<Record<string, unknown>> {
+  const procs: [string, number][] = [['launcher', launcher.pid ?? 0]];
+  if (zkService.pid !== null) procs.push(['zookeeper', zkService.pid]);
+  const before = procs.map(([, pid]) => cpuSeconds(pid));
+  const mntr0 = await zkMonitor(zkHost, zkPort);
+  const client0 = process.cpuUsage();
+  const r = await drive(zk, label, total, C);
+  const client = process.cpuUsage(client0);
+  const mntr1 = await zkMonitor(zkHost, zkPort);
+  const perReq = (secs: number): number => Math.round((secs * 1000 / total) * 100) / 100;
+  const cpu: Record<string, number> = {};
+  procs.forEach(([name, pid], i) => { cpu[name] = perReq(cpuSeconds(pid) - (before[i] ?? NaN)); });
+  cpu.client = perReq((client.user + client.system) / 1e6);
+  // ZooKeeper operations per request, every client (launcher and this one) together
+  const ops = Math.round((((mntr1.zk_packets_received ?? NaN) - (mntr0.zk_packets_received ?? NaN)) / total) * 10) / 10;
+  return { ...r, cpu_ms_per_request: cpu, zookeeper_packets_per_request: ops };
+}
+
 async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!(await fn())) {
@@ -143,9 +171,9 @@ try {
       await drive(zk, 'warm', Math.min(100, N), C); // warm-up
       await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
       const r: Record<string, unknown> = { history: name };
-      r.warm = await drive(zk, 'warm', N, C);
+      r.warm = await measuredDrive(zk, launcher, 'warm', N);
       r.launcher_rss_mb_after_warm = rssMb(launcher.pid ?? 0);
-      r.cold = await drive(zk, 'cold', COLD, C);
+      r.cold = await measuredDrive(zk, launcher, 'cold', COLD);
       r.launcher_rss_mb_after_cold = rssMb(launcher.pid ?? 0);
       await stopLauncher(launcher);
       await zk.deleteRecursive('/nodepool').catch(() => undefined);

@@ -15,6 +15,13 @@ export interface AcquireOptions {
   blocking?: boolean;
   /** With blocking: give up after this long with LockTimeoutError. Default: wait forever. */
   timeoutMs?: number;
+  /**
+   * The lock directory probably does not exist yet (a new request's or a new node's lock): the
+   * first attempt creates it and our contender in one multi, and a contender created together
+   * with its directory is the only one, so the lock is ours without listing the children. When
+   * the directory exists after all, the usual recipe follows (one wasted round trip).
+   */
+  createParent?: boolean;
 }
 
 /** Contender znode names in lock order (kazoo sorts by the captured sequence string). */
@@ -85,7 +92,14 @@ export class Lock implements SessionBound {
     this.acquiring = true;
     const deadline = opts.timeoutMs === undefined ? null : Date.now() + Math.max(0, opts.timeoutMs);
     try {
-      const got = await this.inner(blocking, deadline, opts.timeoutMs ?? 0);
+      let got = false;
+      let triedGen = -1;
+      if (opts.createParent === true) {
+        const first = await this.createWithParent();
+        if (first === true) got = true;
+        else triedGen = first;
+      }
+      if (!got) got = await this.inner(blocking, deadline, opts.timeoutMs ?? 0, triedGen);
       if (!got) await this.cleanup();
       return got;
     } catch (err) {
@@ -137,13 +151,54 @@ export class Lock implements SessionBound {
     this.node = null;
   }
 
+  /**
+   * The recipe has deleted our contender together with the locked znode (one multi): the lock is
+   * no longer held and nothing is left to delete.
+   */
+  forgetDeleted(): void {
+    if (!this.acquired) return;
+    this.acquired = false;
+    this.node = null;
+    this.zk.unbind(this);
+  }
+
+  /** Our contender's full path while we hold the lock in the current session, else null. */
+  get heldContenderPath(): string | null {
+    if (!this.acquired || this.node === null || this.nodeGen !== this.zk.sessionGeneration) return null;
+    return paths.child(this.path, this.node);
+  }
+
+  /**
+   * createParent's first attempt: true when the lock is ours; otherwise the session generation in
+   * which our contender may exist after all (a lost reply; -1 when surely not), for the recipe.
+   */
+  private async createWithParent(): Promise<true | number> {
+    const gen = this.zk.sessionGeneration;
+    try {
+      const [, created] = await this.zk.multi([
+        { op: 'create', path: this.path },
+        { op: 'create', path: paths.child(this.path, this.prefix), data: this.data, mode: 'ephemeral_sequential' },
+      ]);
+      if (created?.path == null || gen !== this.zk.sessionGeneration) return -1;
+      this.node = paths.basename(created.path);
+      this.nodeGen = gen;
+      this.acquired = true;
+      this.zk.bind(this);
+      return true;
+    } catch (err) {
+      // The directory exists (the usual case for a second locker) or a parent is missing: nothing
+      // was created. A lost reply: the recipe looks for our contender by its prefix first.
+      return isRetryable(err) ? gen : -1;
+    }
+  }
+
   private remaining(deadline: number | null): number | undefined {
     return deadline === null ? undefined : Math.max(0, deadline - Date.now());
   }
 
-  private async inner(blocking: boolean, deadline: number | null, timeoutMs: number): Promise<boolean> {
+  private async inner(blocking: boolean, deadline: number | null, timeoutMs: number, triedFirst = -1): Promise<boolean> {
     // Session generation of a create whose reply may have been lost (kazoo's create_tried).
-    let triedGen = -1;
+    let triedGen = triedFirst;
     for (;;) {
       try {
         if (this.node === null || this.nodeGen !== this.zk.sessionGeneration) {

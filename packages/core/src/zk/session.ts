@@ -4,6 +4,7 @@
 // one. Owners listen for 'lost' then 'connected' to re-create their ephemeral znodes; locks held in
 // the old session are marked lost, never assumed.
 import { EventEmitter } from 'node:events';
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Event as RawEvent, Exception as RawException, Stat } from 'node-zookeeper-client';
@@ -51,6 +52,21 @@ export interface SessionBound {
 }
 
 export type CreateMode = 'persistent' | 'persistent_sequential' | 'ephemeral' | 'ephemeral_sequential';
+
+/** One operation of a multi (see ZkSession.multi). */
+export type MultiOp =
+  | { op: 'create'; path: string; data?: Buffer; mode?: CreateMode }
+  | { op: 'delete'; path: string; version?: number }
+  | { op: 'set'; path: string; data: Buffer; version?: number }
+  | { op: 'check'; path: string; version: number };
+
+/** What one op of a successful multi returned. */
+export interface MultiResult {
+  /** a create's path (with the sequence suffix) */
+  path: string | null;
+  /** a set's new Stat */
+  stat: Stat | null;
+}
 
 const MODES: Record<CreateMode, number> = {
   persistent: zookeeper.CreateMode.PERSISTENT,
@@ -443,6 +459,7 @@ export class ZkSession extends EventEmitter {
   /** Run one raw operation in the current session; settle even if that session dies first. */
   private run<T>(op: string, path: string, start: (c: Client, done: (err: unknown, value?: T) => void) => void): Promise<T> {
     if (this.closed) return Promise.reject(new ZkError('ECLOSED', `${op} ${path}: ZooKeeper client is closed`));
+    if (opStats !== null) countOp(op, path);
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const p: Pending = {
@@ -466,6 +483,28 @@ export class ZkSession extends EventEmitter {
       } catch (err) {
         p.fail(toZkError(err, op, path));
       }
+    });
+  }
+
+  /**
+   * Several writes applied atomically (ZooKeeper's multi): all or none. Resolves with each op's
+   * result (the created path for a create, the new Stat for a set); rejects with the first
+   * failing op's error (ZkError ENONODE, ENODEEXISTS, ENOTEMPTY, EBADVERSION ...).
+   */
+  multi(ops: readonly MultiOp[]): Promise<MultiResult[]> {
+    const first = ops[0]?.path ?? '/';
+    return this.run<MultiResult[]>('multi', first, (c, done) => {
+      const t = c.transaction();
+      for (const op of ops) {
+        if (op.op === 'create') t.create(op.path, op.data ?? EMPTY, MODES[op.mode ?? 'persistent']);
+        else if (op.op === 'delete') t.remove(op.path, op.version ?? -1);
+        else if (op.op === 'set') t.setData(op.path, op.data, op.version ?? -1);
+        else t.check(op.path, op.version);
+      }
+      t.commit((err: unknown, results?: Array<{ path?: string; stat?: Stat }>) => {
+        if (err) return done(err);
+        done(null, (results ?? []).map((r) => ({ path: r.path ?? null, stat: r.stat ?? null })));
+      });
     });
   }
 
@@ -619,4 +658,25 @@ export class ZkSession extends EventEmitter {
       }
     }
   }
+}
+
+/**
+ * NODEPOOL_ZK_OPSTATS=<file>: every operation counted by kind and path pattern (digits and lock
+ * uuids folded), written to <file>.<pid> every second. For benchmarks: `bench/launcher.ts`
+ * documents its use.
+ */
+const opStats: Map<string, number> | null = process.env.NODEPOOL_ZK_OPSTATS ? new Map() : null;
+
+function countOp(op: string, path: string): void {
+  if (opStats === null) return;
+  const key = `${op} ${path.replace(/[0-9a-f]{32}__lock__/g, 'H__lock__').replace(/\d+/g, 'N')}`;
+  opStats.set(key, (opStats.get(key) ?? 0) + 1);
+}
+
+if (opStats !== null) {
+  const file = `${process.env.NODEPOOL_ZK_OPSTATS as string}.${process.pid}`;
+  setInterval(() => {
+    const lines = [...opStats].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v}\t${k}`);
+    writeFileSync(file, lines.join('\n') + '\n');
+  }, 1000).unref();
 }

@@ -1,7 +1,7 @@
 // Two throughput fixes to node-zookeeper-client's connection manager, applied once per process.
 // Both keep its protocol handling intact; they only change how bytes move:
 // - writes: the library sends each queued request with its own socket.write (one syscall each);
-//   corking the socket while it drains the queue sends a burst of requests in one writev.
+//   corking the socket until the loop's check phase sends a burst of requests in one writev.
 // - reads: after each response in a chunk it re-concatenates the rest of the chunk with an empty
 //   buffer and recurses, copying the remainder once per response (quadratic in a large burst, as
 //   when `nodepool list` reads 10,000 nodes). Here the chunk is split into whole frames first and
@@ -27,18 +27,25 @@ export function applyWirePatches(): void {
   proto.__nodepoolWirePatched = true;
 
   const drain = proto.onPacketQueueReadable;
+  const corked = new WeakSet<Socket>();
   proto.onPacketQueueReadable = function patchedDrain(this: { socket?: Socket | null }) {
     const socket = this.socket;
     if (!socket || typeof socket.cork !== 'function') {
       drain.call(this);
       return;
     }
-    socket.cork();
-    try {
-      drain.call(this);
-    } finally {
-      process.nextTick(() => socket.uncork());
+    // Corked until the event loop's check phase: every request issued while this turn of the
+    // loop runs (the continuations of all the replies one socket read delivered, say) leaves in
+    // one writev, and the server reads them in one go too. A syscall costs more than the wait.
+    if (!corked.has(socket)) {
+      corked.add(socket);
+      socket.cork();
+      setImmediate(() => {
+        corked.delete(socket);
+        socket.uncork();
+      });
     }
+    drain.call(this);
   };
 
   const onData = proto.onSocketData;

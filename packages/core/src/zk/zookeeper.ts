@@ -84,7 +84,8 @@ export class ZooKeeper extends ZkSession {
   async lockNodeRequest(req: NodeRequest, opts: LockOptions = {}): Promise<boolean> {
     if (req.id === null) throw new LockError('Cannot lock a request that has no id');
     const lock = new Lock(this, paths.requestLock(req.id));
-    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs }))) return false;
+    // A request's lock directory exists only once someone has locked it: usually not yet.
+    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs, createParent: opts.createParent ?? true }))) return false;
     if (opts.refresh) {
       const d = parseJsonObject(await this.getData(paths.request(req.id)));
       const fresh = d === null ? null : requestFromDict(req.id, d);
@@ -104,6 +105,32 @@ export class ZooKeeper extends ZkSession {
     if (!lock) throw new LockError(`Request ${req.id ?? '(no id)'} does not hold a lock`, req.id === null ? null : paths.requestLock(req.id));
     this.objectLocks.delete(req);
     await lock.release();
+  }
+
+  /**
+   * Delete a request we hold the lock of, with its lock directory: one multi when nobody else
+   * contends for the lock (else the request alone, then our unlock). The lock is released.
+   */
+  async deleteLockedRequest(req: NodeRequest): Promise<void> {
+    if (req.id === null) return;
+    const lock = this.objectLocks.get(req);
+    const contender = lock?.heldContenderPath ?? null;
+    if (lock !== undefined && contender !== null) {
+      try {
+        await this.multi([
+          { op: 'delete', path: paths.request(req.id) },
+          { op: 'delete', path: contender },
+          { op: 'delete', path: paths.requestLock(req.id) },
+        ]);
+        this.objectLocks.delete(req);
+        lock.forgetDeleted();
+        return;
+      } catch {
+        // another contender, the request already gone, a lost connection: one at a time
+      }
+    }
+    await this.deleteNodeRequest(req.id);
+    if (lock !== undefined) await this.unlockNodeRequest(req).catch(() => undefined);
   }
 
   /**
@@ -180,7 +207,9 @@ export class ZooKeeper extends ZkSession {
   async lockNode(node: Node, opts: LockOptions = {}): Promise<boolean> {
     if (node.id === null) throw new LockError('Cannot lock a node that has no id');
     const lock = new Lock(this, paths.nodeLock(node.id));
-    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs }))) return false;
+    // An `init` node was just created by its launcher: nobody has locked it yet.
+    const createParent = opts.createParent ?? node.state === 'init';
+    if (!(await lock.acquire({ blocking: opts.blocking ?? false, timeoutMs: opts.timeoutMs, createParent }))) return false;
     if (opts.refresh) {
       const d = parseJsonObject(await this.getData(paths.node(node.id)));
       const fresh = d === null ? null : nodeFromDict(node.id, d);
@@ -244,6 +273,34 @@ export class ZooKeeper extends ZkSession {
       throw err;
     }
     await this.deleteRecursive(paths.node(node.id));
+  }
+
+  /**
+   * Delete a node whose lock `lockedRef` holds: our contender, the lock directory and the node go
+   * in one multi (nobody can see a half-deleted node, and it takes one round trip instead of
+   * seven). When that cannot be done (someone else waits for the lock, another child, a lost
+   * session) it falls back to deleteNode's `deleted` write and recursive delete. The lock is
+   * released either way.
+   */
+  async deleteLockedNode(node: Node, lockedRef: Node): Promise<void> {
+    const lock = this.objectLocks.get(lockedRef);
+    const contender = lock?.heldContenderPath ?? null;
+    if (node.id !== null && lock !== undefined && contender !== null) {
+      try {
+        await this.multi([
+          { op: 'delete', path: contender },
+          { op: 'delete', path: paths.nodeLock(node.id) },
+          { op: 'delete', path: paths.node(node.id) },
+        ]);
+        this.objectLocks.delete(lockedRef);
+        lock.forgetDeleted();
+        return;
+      } catch {
+        // ENOTEMPTY (a waiting contender), ENONODE, a lost connection: the long way below
+      }
+    }
+    await this.deleteNode(node);
+    await this.unlockNode(lockedRef).catch(() => undefined);
   }
 
   /** Remove a node znode recursively without writing it first (empty/garbage znodes). */
