@@ -139,3 +139,36 @@ test('NodeCache with 10,000 nodes: initial load, then tracks changes', { timeout
     await dropChroot(chroot);
   }
 });
+
+test('current(): after a lock taken later than a change, the cache offers the new value or none, never the old', async () => {
+  const chroot = uniqueChroot();
+  const zk = await connectZk(chroot);
+  const other = await connectZk(chroot);
+  const cache = new NodeCache(zk);
+  try {
+    const n = newNode({ state: 'ready', type: ['a'], provider: 'p' });
+    await other.storeNode(n);
+    await cache.start();
+    assert.equal(cache.current(n.id ?? '')?.state, 'ready');
+    for (let i = 0; i < 40; i++) {
+      const want = i % 2 === 0 ? 'in-use' : 'ready';
+      n.state = want;
+      n.comment = `round ${i}`;
+      await other.storeNode(n); // done before our lock request is even sent
+      const ref = newNode({ ...n });
+      assert.equal(await zk.lockNode(ref), true);
+      const cur = cache.current(n.id ?? '');
+      if (cur !== undefined) {
+        assert.equal(cur.comment, `round ${i}`, 'a value offered as current is the latest');
+      }
+      await zk.unlockNode(ref);
+    }
+    // the check is not vacuous: once the watch reads settle, the value is offered
+    await eventually(() => cache.current(n.id ?? '')?.comment === 'round 39');
+  } finally {
+    cache.stop();
+    await zk.close();
+    await other.close();
+    await dropChroot(chroot);
+  }
+});

@@ -74,6 +74,18 @@ export class ZnodeCache<T extends object> extends EventEmitter {
     return this.entries.get(id)?.value ?? undefined;
   }
 
+  /**
+   * The cached value if it is known to be current: no change notified for it is still being
+   * read, and no read of it waits for a reconnect. ZooKeeper delivers a watch notification
+   * before the reply to any request the server handled after that change, so right after such a
+   * reply (a lock taken, say) a value that passes this check is what a fresh read would return.
+   */
+  current(id: string): Readonly<T> | undefined {
+    if (this.inflight.has(id) || this.retryIds.has(id) || this.retryChildren) return undefined;
+    if (this.syncedGen !== this.zk.sessionGeneration || this.zk.state !== 'connected') return undefined;
+    return this.entries.get(id)?.value ?? undefined;
+  }
+
   has(id: string): boolean {
     return this.get(id) !== undefined;
   }
