@@ -32,6 +32,8 @@ const { values: opts } = parseArgs({
   options: {
     requests: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '8' },
+    // warm requests run one at a time after the throughput run: latency without queueing
+    'latency-requests': { type: 'string', default: '300' },
     'cold-requests': { type: 'string', default: '300' },
     'list-sizes': { type: 'string', default: '1000,10000' },
     // history recording: sqlite (embedded default), mariadb, off, or compare (off vs mariadb)
@@ -173,6 +175,11 @@ try {
       const r: Record<string, unknown> = { history: name };
       r.warm = await measuredDrive(zk, launcher, 'warm', N);
       r.launcher_rss_mb_after_warm = rssMb(launcher.pid ?? 0);
+      const single = Number(opts['latency-requests']);
+      if (single > 0) {
+        await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
+        r.warm_one_at_a_time = await drive(zk, 'warm', single, 1);
+      }
       r.cold = await measuredDrive(zk, launcher, 'cold', COLD);
       r.launcher_rss_mb_after_cold = rssMb(launcher.pid ?? 0);
       await stopLauncher(launcher);
