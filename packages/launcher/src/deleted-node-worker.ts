@@ -8,6 +8,7 @@ import type { Logger } from '@nodepool-ts/core/log';
 import { paths } from '@nodepool-ts/core/zk';
 import type { CloudManager } from './drivers.js';
 import type { Launcher } from './launcher.js';
+import { retryConnectionLoss } from './zk-retry.js';
 
 const DELETE_INTERVAL_MS = 5_000;
 /** Nodepool's limit on waiting for one server to go (waitForNodeCleanup) */
@@ -181,8 +182,11 @@ export class DeletedNodeWorker {
     const p = this.deleteLocked(node).then((deleted) => {
       if (deleted) this.retries.delete(id);
       else this.failed(id);
-    }, (err: unknown) => {
+    }, async (err: unknown) => {
       this.log.error({ node: id, err: (err as Error).message }, `Error deleting node ${id}`);
+      // Kept, the lock would outlive this attempt for the life of the session and every later
+      // pass would see the node "locked by another" (a dropped connection left nodes undeleted).
+      await l.zk.unlockNode(node).catch(() => undefined);
       this.failed(id);
     }).finally(() => {
       this.inProgress.delete(id);
@@ -202,7 +206,8 @@ export class DeletedNodeWorker {
   /** NodeDeleter: node is locked by us. True when the node is gone (or not ours to delete). */
   private async deleteLocked(node: Node): Promise<boolean> {
     const l = this.launcher;
-    const fresh = node.id !== null ? await l.zk.getNode(node.id) : null;
+    const id = node.id;
+    const fresh = id !== null ? await retryConnectionLoss(l.zk, () => l.zk.getNode(id), () => l.zk.holdsLock(node)) : null;
     if (fresh === null) {
       await l.zk.unlockNode(node).catch(() => undefined);
       return true;

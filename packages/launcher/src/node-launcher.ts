@@ -10,6 +10,7 @@ import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provide
 import { isRetryable, type ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Logger } from '@nodepool-ts/core/log';
 import { formatHostname } from './format.js';
+import { retryConnectionLoss } from './zk-retry.js';
 import { describeScriptResult, outputExcerpt, type ReadyScriptResult } from '@nodepool-ts/driver-static';
 
 export type LaunchResult =
@@ -53,10 +54,14 @@ export interface LaunchContext {
 async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
   // The node's lock died with a ZooKeeper session: another launcher may be deleting it already.
   // Checked in the same tick as the write is issued, so the write cannot land in a new session.
-  if (!ctx.zk.holdsLock(node)) {
-    throw new LaunchError('error.zksession', `lost the lock of node ${node.id ?? ''} with its ZooKeeper session`);
-  }
-  await ctx.zk.storeNode(node);
+  // A write whose reply a dropped connection lost is written again (the session, and the lock,
+  // survive a connection moving to another ensemble member).
+  await retryConnectionLoss(ctx.zk, async () => {
+    if (!ctx.zk.holdsLock(node)) {
+      throw new LaunchError('error.zksession', `lost the lock of node ${node.id ?? ''} with its ZooKeeper session`);
+    }
+    await ctx.zk.storeNode(node);
+  }, () => ctx.zk.holdsLock(node));
   ctx.onStore?.(node, reason);
 }
 

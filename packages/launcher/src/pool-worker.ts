@@ -5,12 +5,13 @@ import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/cor
 import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
-import type { ZooKeeper } from '@nodepool-ts/core/zk';
+import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { compareRequests, ZERO, addResources, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
 import { runReadyScript } from '@nodepool-ts/driver-static';
 import type { LauncherContext } from './context.js';
+import { retryConnectionLoss } from './zk-retry.js';
 
 const SAFETY_INTERVAL_MS = 10_000;
 /** requests handled at once by one pool worker (each waits mostly on ZooKeeper round trips) */
@@ -201,7 +202,14 @@ export class PoolWorker {
   private async startHandler(cached: Readonly<NodeRequest>): Promise<void> {
     const req = cached as NodeRequest;
     if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) return;
-    const fresh = await this.zk.getNodeRequest(req.id ?? '');
+    let fresh: NodeRequest | null;
+    try {
+      fresh = await retryConnectionLoss(this.zk, () => this.zk.getNodeRequest(req.id ?? ''), () => this.zk.holdsLock(req));
+    } catch (err) {
+      // never keep the lock of a request we do not serve: nobody else could serve it
+      await this.zk.unlockNodeRequest(req).catch(() => undefined);
+      throw err;
+    }
     if (this.stopped || fresh === null || fresh.state !== 'requested' || fresh.declined_by.includes(this.id)) {
       await this.zk.unlockNodeRequest(req).catch(() => undefined);
       return;
@@ -258,14 +266,27 @@ export class PoolWorker {
     return (await this.zk.getRegisteredLaunchers()).map((l) => l.id);
   }
 
-  async storeRequest(req: NodeRequest, reason: string): Promise<void> {
-    await this.zk.storeNodeRequest(req);
+  /**
+   * Write a request we hold the lock of; the write is repeated across a connection loss (in the
+   * same session) while `stillOurs()`, checked in the tick each write is issued, allows it.
+   */
+  async storeRequest(req: NodeRequest, reason: string, stillOurs: () => boolean = () => true): Promise<void> {
+    await retryConnectionLoss(this.zk, async () => {
+      if (!stillOurs()) throw new LockError(`lost the lock of node request ${req.id ?? ''}`);
+      await this.zk.storeNodeRequest(req);
+    }, stillOurs);
     this.ctx.recordRequest(req, this.id, reason);
   }
 
-  async storeNode(node: Node, reason: string): Promise<void> {
+  /**
+   * Write a node. An existing node's write is repeated across a connection loss while
+   * `stillOurs()` holds; a new node's create is not (it may have been made: the orphaned `init`
+   * node is reaped).
+   */
+  async storeNode(node: Node, reason: string, stillOurs?: () => boolean): Promise<void> {
     const creating = node.id === null;
-    await this.zk.storeNode(node);
+    if (creating || stillOurs === undefined) await this.zk.storeNode(node);
+    else await retryConnectionLoss(this.zk, () => this.zk.storeNode(node), stillOurs);
     if (creating) this.ctx.noteCreated(node);
     this.ctx.recordNode(node, this.id, reason);
   }
@@ -354,7 +375,14 @@ export class PoolWorker {
    */
   async claimReadyNode(candidate: Node, requestId: string, guard: () => void = () => undefined): Promise<Node | null> {
     if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
-    const fresh = candidate.id !== null ? await this.zk.getNode(candidate.id) : null;
+    let fresh: Node | null;
+    try {
+      fresh = candidate.id !== null
+        ? await retryConnectionLoss(this.zk, () => this.zk.getNode(candidate.id ?? ''), () => this.zk.holdsLock(candidate)) : null;
+    } catch (err) {
+      await this.zk.unlockNode(candidate).catch(() => undefined);
+      throw err;
+    }
     if (fresh === null || fresh.state !== 'ready' || (fresh.allocated_to !== null && fresh.allocated_to !== requestId)) {
       await this.zk.unlockNode(candidate).catch(() => undefined);
       return null;
@@ -371,7 +399,14 @@ export class PoolWorker {
       await this.zk.unlockNode(fresh).catch(() => undefined);
       throw err;
     }
-    await this.storeNode(fresh, `allocated to ${requestId}`);
+    try {
+      await this.storeNode(fresh, `allocated to ${requestId}`, () => this.zk.holdsLock(fresh));
+    } catch (err) {
+      // (the allocation may have been written: a node allocated to a request nobody serves is
+      // deallocated once the request is gone)
+      await this.zk.unlockNode(fresh).catch(() => undefined);
+      throw err;
+    }
     return fresh;
   }
 

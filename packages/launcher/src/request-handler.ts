@@ -5,6 +5,7 @@ import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
 import { planRequest, neededLabels, type Step } from './decide.js';
 import type { PoolWorker } from './pool-worker.js';
+import { retryConnectionLoss } from './zk-retry.js';
 
 interface Held {
   label: string;
@@ -55,10 +56,20 @@ export class NodeRequestHandler {
         return;
       }
       this.log.error({ err: (err as Error).message }, `Declining node request ${this.id} due to exception`);
-      await this.decline(`exception: ${(err as Error).message}`, true).catch((e: unknown) => {
-        this.log.error({ err: (e as Error).message }, `could not decline request ${this.id}`);
-      });
+      await this.decline(`exception: ${(err as Error).message}`, true).catch((e: unknown) => this.giveUp(e));
     }
+  }
+
+  /**
+   * Declining failed too: let go of everything, the request lock above all. Kept, it would
+   * outlive the handler for the life of the session and nobody could answer the request; let
+   * go, another launcher (or the lost-request cleanup, for a `pending` one) takes it.
+   */
+  private async giveUp(err: unknown): Promise<void> {
+    if (this.state === 'done') return;
+    this.log.error({ err: (err as Error).message }, `could not decline request ${this.id}; releasing it`);
+    await this.releaseNodes(true).catch(() => undefined);
+    await this.done();
   }
 
   /**
@@ -69,6 +80,9 @@ export class NodeRequestHandler {
   get lockLost(): boolean {
     return !this.worker.zk.holdsLock(this.request);
   }
+
+  /** For writes repeated across a connection loss: the request lock is still ours. */
+  private readonly ours = (): boolean => !this.lockLost;
 
   private guard(): void {
     if (this.lockLost) throw new RequestLockLostError(this.id);
@@ -129,7 +143,7 @@ export class NodeRequestHandler {
         this.request.state = 'pending';
         this.request.state_time = Date.now() / 1000;
         this.guard();
-        await w.storeRequest(this.request, 'accepted');
+        await w.storeRequest(this.request, 'accepted', this.ours);
       }
       if (redo) continue;
       if (outcome.waiting) {
@@ -214,7 +228,13 @@ export class NodeRequestHandler {
         await w.zk.unlockNode(node).catch(() => undefined);
         this.guard();
       }
-      await w.storeNode(node, 'building');
+      try {
+        await w.storeNode(node, 'building', () => w.zk.holdsLock(node));
+      } catch (err) {
+        // unlocked, the `init` node is reaped by the DeletedNodeWorker; locked, it stayed forever
+        await w.zk.unlockNode(node).catch(() => undefined);
+        throw err;
+      }
       const held: Held = { label, node, launch: null, settled: false };
       held.launch = w.launch(node, label, this.az).finally(() => {
         held.settled = true;
@@ -238,7 +258,7 @@ export class NodeRequestHandler {
         return;
       }
       this.log.error({ err: (err as Error).message }, `error finishing request ${this.id}`);
-      await this.decline(`exception: ${(err as Error).message}`, false).catch(() => undefined);
+      await this.decline(`exception: ${(err as Error).message}`, false).catch((e: unknown) => this.giveUp(e));
     } finally {
       this.finishing = false;
     }
@@ -286,7 +306,7 @@ export class NodeRequestHandler {
     this.guard();
     // Nodes keep allocated_to; Zuul locks them once it sees `fulfilled` (waiting on our lock if
     // it is quicker than our unlock), so both writes go out together.
-    await Promise.all([this.releaseNodes(false), w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`)]);
+    await Promise.all([this.releaseNodes(false), w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`, this.ours)]);
     this.log.info(`Fulfilled node request ${this.id}`);
     await this.done();
   }
@@ -315,7 +335,7 @@ export class NodeRequestHandler {
       current.state = 'requested';
       current.nodes = [];
       current.state_time = Date.now() / 1000;
-      await w.storeRequest(current, 'launcher stopping; request handed back');
+      await w.storeRequest(current, 'launcher stopping; request handed back', this.ours);
     }
     await this.done();
   }
@@ -325,7 +345,7 @@ export class NodeRequestHandler {
     if (this.lockLost) return this.dropLost();
     this.log.info({ reason }, `Declining node request ${this.id}: ${reason}`);
     await this.releaseNodes(clearAllocation);
-    const current = (await w.zk.getNodeRequest(this.id)) ?? null;
+    const current = await retryConnectionLoss(w.zk, () => w.zk.getNodeRequest(this.id), this.ours);
     if (current !== null) {
       if (!current.declined_by.includes(w.id)) current.declined_by.push(w.id);
       const launchers = await w.registeredLauncherIds();
@@ -334,7 +354,7 @@ export class NodeRequestHandler {
       current.nodes = [];
       current.state_time = Date.now() / 1000;
       if (this.lockLost) return this.dropLost();
-      await w.storeRequest(current, allDeclined ? `failed: ${reason}` : `declined: ${reason}`);
+      await w.storeRequest(current, allDeclined ? `failed: ${reason}` : `declined: ${reason}`, this.ours);
     }
     await this.done();
   }
