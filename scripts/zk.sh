@@ -44,8 +44,13 @@ log4j.appender.FILE.layout=org.apache.log4j.PatternLayout
 log4j.appender.FILE.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{1}: %m%n
 L4J
     echo "$port" > "$dir/zk.port"
-    # log4j file appender target is set through a system property below
+    # One selector thread that does its own I/O and a commit processor without a worker pool:
+    # on a machine of two cores shared with the launchers, handing each request from thread to
+    # thread cost ZooKeeper more CPU than the work itself (measured: docs/benchmarks.md).
+    # The log4j file appender's target is set through a system property.
     nohup java -Xmx256m -XX:+UseSerialGC -Dzookeeper.log.dir="$dir/log" \
+      -Dzookeeper.nio.numSelectorThreads=1 -Dzookeeper.nio.numWorkerThreads=0 \
+      -Dzookeeper.commitProcessor.numWorkerThreads=0 \
       -Dlog4j.configuration="file:$dir/log4j.properties" -Dlog4j.appender.FILE.File="$dir/log/zookeeper.log" \
       -Dzookeeper.jmx.log4j.disable=true \
       -cp "$dir:$jar" org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zoo.cfg" \
