@@ -41,7 +41,10 @@ export interface LauncherContext {
   noteCreated(node: Node): void;
   createdNotCached(): Node[];
   recordRequest(req: NodeRequest, by: string, reason: string): void;
+  /** A handler released a min-ready request's nodes to the pool and deleted the request. */
+  minReadyDone?(id: string): void;
   recordLaunchAttempt(node: Node, by: string, attempt: LaunchAttempt): void;
-  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number): void;
+  /** `requestId`: the request the node was launched for */
+  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null): void;
   afterReady(worker: PoolWorker, node: Node): Promise<void>;
 }

@@ -2,7 +2,7 @@
 // whose request vanished. Runs on node-cache changes (debounced) and every 5 s as Nodepool does.
 // Each deletion runs on its own (Nodepool starts a NodeDeleter thread per node): a server whose
 // delete hangs in the cloud never holds up the others. A failed deletion is retried with backoff.
-import type { Node } from '@nodepool-ts/core/model';
+import { cloneNode, type Node } from '@nodepool-ts/core/model';
 import { NotFoundError, ProviderTimeoutError } from '@nodepool-ts/core/provider';
 import type { Logger } from '@nodepool-ts/core/log';
 import { paths } from '@nodepool-ts/core/zk';
@@ -27,6 +27,8 @@ const MAX_DELETES = 64;
  */
 const INIT_GRACE_MS = 60_000;
 const INIT_GONE_GRACE_MS = 5_000;
+/** a READY node stays allocated to a vanished request this long before it is deallocated */
+const DEALLOCATE_AFTER_MS = 3_000;
 export const REAPABLE = new Set(['used', 'in-use', 'building', 'failed', 'deleting', 'deleted', 'aborted']);
 
 export class DeletedNodeWorker {
@@ -36,6 +38,8 @@ export class DeletedNodeWorker {
   private retries = new Map<string, { failures: number; notBefore: number }>();
   private readonly abort = new AbortController();
   private watchedLocks = new Set<string>();
+  /** READY nodes allocated to a request that is not there: since when (ms epoch) */
+  private unallocatedSince = new Map<string, number>();
   private running = false;
   private again = false;
   private stopped = false;
@@ -97,7 +101,13 @@ export class DeletedNodeWorker {
       if (node.id === null || this.inProgress.has(node.id)) continue;
       if (node.provider !== null && !l.hasProvider(node.provider)) continue;
       if (node.state === 'ready' && node.allocated_to !== null) {
-        if (!l.requestCache.get(node.allocated_to)) work.push(this.deallocate(node));
+        if (l.requestCache.get(node.allocated_to)) continue;
+        // Zuul deletes a fulfilled request before it marks the nodes in-use: a request gone
+        // for a moment is normal, and the node is locked by Zuul meanwhile. Deallocate once it
+        // has been gone for a while (Nodepool looks every 5 s).
+        const since = this.unallocatedSince.get(node.id) ?? now;
+        this.unallocatedSince.set(node.id, since);
+        if (now - since >= DEALLOCATE_AFTER_MS) work.push(this.deallocate(node));
         continue;
       }
       if (!REAPABLE.has(node.state) && !this.orphanedInit(node, now)) continue;
@@ -111,6 +121,10 @@ export class DeletedNodeWorker {
     }
     await Promise.allSettled(work);
     for (const id of this.retries.keys()) if (!present.has(id)) this.retries.delete(id);
+    for (const id of this.unallocatedSince.keys()) {
+      const n = l.nodeCache.get(id);
+      if (n === undefined || n.state !== 'ready' || n.allocated_to === null) this.unallocatedSince.delete(id);
+    }
   }
 
   /**
@@ -176,8 +190,16 @@ export class DeletedNodeWorker {
   private async tryDelete(node: Node): Promise<void> {
     const l = this.launcher;
     if (node.id === null) return;
-    if (await this.lockedByOther(node.id)) return;
-    if (this.inProgress.has(node.id) || !(await l.zk.lockNode(node, { blocking: false }))) return;
+    // A `used` node was just unlocked by Zuul (it marks used, then unlocks): try the lock
+    // straight away, and only when that fails watch the lock for its release.
+    const likelyFree = node.state === 'used' && !this.watchedLocks.has(node.id);
+    if (!likelyFree && await this.lockedByOther(node.id)) return;
+    if (this.inProgress.has(node.id)) return;
+    if (!(await l.zk.lockNode(node, { blocking: false }))) {
+      // (released since our attempt: look again at once; still held: its release wakes us)
+      if (likelyFree && !(await this.lockedByOther(node.id))) this.trigger();
+      return;
+    }
     const id = node.id;
     const p = this.deleteLocked(node).then((deleted) => {
       if (deleted) this.retries.delete(id);
@@ -207,14 +229,16 @@ export class DeletedNodeWorker {
   private async deleteLocked(node: Node): Promise<boolean> {
     const l = this.launcher;
     const id = node.id;
-    const fresh = id !== null ? await retryConnectionLoss(l.zk, () => l.zk.getNode(id), () => l.zk.holdsLock(node)) : null;
+    // (the cached copy when it is known current: the lock's reply came after any change)
+    const cur = id !== null ? l.nodeCache.current(id) : undefined;
+    const fresh = cur !== undefined ? cloneNode(cur)
+      : id !== null ? await retryConnectionLoss(l.zk, () => l.zk.getNode(id), () => l.zk.holdsLock(node)) : null;
     if (fresh === null) {
       await l.zk.unlockNode(node).catch(() => undefined);
       return true;
     }
     if (fresh.state === 'deleted' || fresh.provider === null) {
-      await l.zk.deleteNode(fresh);
-      await forgetLock(l, node);
+      await l.zk.deleteLockedNode(fresh, node);
       l.recordNodeRemoved(fresh, 'DeletedNodeWorker');
       return true;
     }
@@ -224,15 +248,6 @@ export class DeletedNodeWorker {
     }
     return deleteNodeAndServer(l, node, fresh, 'DeletedNodeWorker', this.abort.signal);
   }
-}
-
-/**
- * The recursive delete took our lock contender with the node, but the Lock object still counts
- * as held and stays registered with the session (for session-loss notice): release it, or every
- * deleted node leaves one behind (found by the soak as a live-heap trend).
- */
-async function forgetLock(l: Launcher, lockedRef: Node): Promise<void> {
-  await l.zk.unlockNode(lockedRef).catch(() => undefined);
 }
 
 /** A node's provider has no manager right now (a reload replacing it, or a removed provider). */
@@ -299,8 +314,7 @@ export async function deleteNodeAndServer(
         if (!(err instanceof NotFoundError)) throw err;
       }
     }
-    await l.zk.deleteNode(fresh);
-    await forgetLock(l, lockedRef);
+    await l.zk.deleteLockedNode(fresh, lockedRef);
     l.recordNodeRemoved(fresh, by);
     if (manager?.nodeDeleted) await manager.nodeDeleted(fresh);
     return true;

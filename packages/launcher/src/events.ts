@@ -16,7 +16,7 @@ export interface LauncherEventMap {
   /** this launcher wrote or submitted a request */
   'request-stored': [req: NodeRequest, by: string, reason: string];
   'launch-attempt': [node: Node, by: string, attempt: LaunchAttempt];
-  launch: [node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number];
+  launch: [node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null];
   ready: [node: Node, provider: string];
 }
 

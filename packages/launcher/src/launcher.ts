@@ -626,6 +626,10 @@ export class Launcher implements LauncherContext {
     this.events.emit('node-removed', node, by);
   }
 
+  minReadyDone(id: string): void {
+    this.minReady?.done(id);
+  }
+
   recordRequest(req: NodeRequest, by: string, reason: string): void {
     this.events.emit('request-stored', req, by, reason);
   }
@@ -634,11 +638,11 @@ export class Launcher implements LauncherContext {
     this.events.emit('launch-attempt', node, by, attempt);
   }
 
-  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number): void {
+  launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null): void {
     const n = this.launchCounts.get(state) ?? 0;
     this.launchCounts.set(state, n + 1);
     if (state === 'aborted') this.invalidateQuota(worker.providerName);
-    this.events.emit('launch', node, worker.providerName, state, ms);
+    this.events.emit('launch', node, worker.providerName, state, ms, requestId);
   }
 
   async afterReady(worker: PoolWorker, node: Node): Promise<void> {

@@ -27,6 +27,18 @@ export class MinReadyWorker {
     }, DEBOUNCE_MS);
   }
 
+  /** A handler finished one of the requests (nodes released, request deleted): forget it. */
+  done(id: string): void {
+    for (const [label, ids] of this.submitted) {
+      const i = ids.indexOf(id);
+      if (i < 0) continue;
+      ids.splice(i, 1);
+      if (ids.length === 0) this.submitted.delete(label);
+      this.trigger();
+      return;
+    }
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);

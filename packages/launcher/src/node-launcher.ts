@@ -49,6 +49,8 @@ export interface LaunchContext {
   /** the label's ready-script (seed era): the node becomes READY only if it exits 0 */
   readyScript?: (node: Node, label: string, signal: AbortSignal) => Promise<ReadyScriptResult>;
   onAttempt?: (attempt: { attempt: number; startedAt: number; endedAt: number; result: LaunchResult; error: string | null }) => void;
+  /** a min-ready request's node: its `ready` write also clears `allocated_to` (it joins the pool) */
+  releaseWhenReady?: boolean;
 }
 
 async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
@@ -192,7 +194,10 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
   if (!node.interface_ip) {
     throw new LaunchError('error.network', `Unable to find public IP of server ${server.id}`);
   }
-  await store(ctx, node, 'server active');
+  // Checkpoint the addresses before the slow steps (an SSH key scan, a ready-script) so that
+  // `nodepool list` shows them meanwhile; with nothing slow to come the `ready` write carries them.
+  const scansOverSsh = pool.hostKeyChecking && !manager.hostKeys && ctx.keyscan !== undefined;
+  if (scansOverSsh || ctx.readyScript) await store(ctx, node, 'server active');
 
   if (pool.hostKeyChecking && typeof node.connection_port === 'number') {
     const timeoutMs = provider.bootTimeout * 1000;
@@ -244,6 +249,7 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
       ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: 'ready', error: null });
       node.state = 'ready';
       node.state_time = Date.now() / 1000;
+      if (ctx.releaseWhenReady) node.allocated_to = null;
       await store(ctx, node, `launched in ${Date.now() - started} ms`);
       return 'ready';
     } catch (err) {

@@ -2,18 +2,20 @@
 // runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
 // only as a safety net.
 import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/core/config';
-import type { Node, NodeRequest } from '@nodepool-ts/core/model';
+import { cloneNode, cloneNodeRequest, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
 import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { compareRequests, ZERO, addResources, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
-import { runReadyScript } from '@nodepool-ts/driver-static';
+import { labelReadyScript, runReadyScript } from '@nodepool-ts/driver-static';
 import type { LauncherContext } from './context.js';
 import { retryConnectionLoss } from './zk-retry.js';
 
 const SAFETY_INTERVAL_MS = 10_000;
+/** how long a finished request's stale cache entry is ignored at most */
+const FINISHED_MEMORY_MS = 10_000;
 /** requests handled at once by one pool worker (each waits mostly on ZooKeeper round trips) */
 const MAX_HANDLERS = 64;
 const WEDGE_GUARD_MS = 5_000;
@@ -36,6 +38,12 @@ export class PoolWorker {
   private lastWedgeAvoidance = 0;
   private abort = new AbortController();
   private starting = new Set<string>();
+  /**
+   * Requests whose handler has finished, with the cached copy seen then: until the cache shows
+   * the request's next version (our own final write, or its deletion) that copy still says
+   * `requested`, and taking it again would only cost a lock, a read and an unlock.
+   */
+  private finished = new Map<string, { seen: Readonly<NodeRequest> | undefined; at: number }>();
   /** READY nodes a handler of this worker is claiming right now: not offered to another plan */
   readonly claiming = new Set<string>();
   private planChain: Promise<void> = Promise.resolve();
@@ -136,6 +144,7 @@ export class PoolWorker {
   }
 
   requestRemoved(id: string): void {
+    this.finished.delete(id);
     const h = this.handlers.get(id);
     if (h) void h.requestGone();
   }
@@ -180,6 +189,8 @@ export class PoolWorker {
       if (this.paused.length > 0) return;
     }
     const requests = this.ctx.requestCache.all().sort(compareRequests);
+    const stale = Date.now() - FINISHED_MEMORY_MS;
+    for (const [id, f] of this.finished) if (f.at < stale) this.finished.delete(id);
     for (const cached of requests) {
       if (this.stopped || this.paused.length > 0) return;
       if (this.concurrencyReached()) return;
@@ -187,6 +198,7 @@ export class PoolWorker {
       if (cached.id === null || this.handlers.has(cached.id) || this.starting.has(cached.id)) continue;
       if (cached.state !== 'requested') continue;
       if (cached.declined_by.includes(this.id)) continue;
+      if (this.finished.get(cached.id)?.seen === cached) continue;
       if (this.yieldsToPreferredProvider(cached)) continue;
       const id = cached.id;
       this.starting.add(id);
@@ -204,7 +216,10 @@ export class PoolWorker {
     if (!(await this.zk.lockNodeRequest(req, { blocking: false }))) return;
     let fresh: NodeRequest | null;
     try {
-      fresh = await retryConnectionLoss(this.zk, () => this.zk.getNodeRequest(req.id ?? ''), () => this.zk.holdsLock(req));
+      // (the cached copy when it is known current: the lock's reply came after any change)
+      const cur = this.ctx.requestCache.current(req.id ?? '');
+      fresh = cur !== undefined ? cloneNodeRequest(cur)
+        : await retryConnectionLoss(this.zk, () => this.zk.getNodeRequest(req.id ?? ''), () => this.zk.holdsLock(req));
     } catch (err) {
       // never keep the lock of a request we do not serve: nobody else could serve it
       await this.zk.unlockNodeRequest(req).catch(() => undefined);
@@ -256,6 +271,7 @@ export class PoolWorker {
 
   handlerDone(h: NodeRequestHandler): void {
     this.handlers.delete(h.id);
+    this.finished.set(h.id, { seen: this.ctx.requestCache.get(h.id), at: Date.now() });
     this.paused = this.paused.filter((p) => p !== h);
     this.schedule();
   }
@@ -377,7 +393,8 @@ export class PoolWorker {
     if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
     let fresh: Node | null;
     try {
-      fresh = candidate.id !== null
+      const cur = candidate.id !== null ? this.ctx.nodeCache.current(candidate.id) : undefined;
+      fresh = cur !== undefined ? cloneNode(cur) : candidate.id !== null
         ? await retryConnectionLoss(this.zk, () => this.zk.getNode(candidate.id ?? ''), () => this.zk.holdsLock(candidate)) : null;
     } catch (err) {
       await this.zk.unlockNode(candidate).catch(() => undefined);
@@ -410,7 +427,9 @@ export class PoolWorker {
     return fresh;
   }
 
-  launch(node: Node, label: string, az: string | null): Promise<'ready' | 'failed' | 'aborted'> {
+  launch(node: Node, label: string, az: string | null, releaseWhenReady = false): Promise<'ready' | 'failed' | 'aborted'> {
+    // (the request it is launched for: a min-ready node no longer names it once ready)
+    const requestId = node.allocated_to;
     if (this.provider.driver === 'static' || this.manager.kind !== 'cloud') return Promise.resolve('failed');
     const manager = this.manager;
     const pool = this.pool as CloudPool;
@@ -426,10 +445,13 @@ export class PoolWorker {
       signal: this.abort.signal,
       onStore: (n, reason) => this.ctx.recordNode(n, this.id, reason),
       keyscan: this.ctx.keyscan,
-      readyScript: (n, l, signal) => runReadyScript(n, l, this.ctx.config, { signal }),
+      readyScript: labelReadyScript(this.ctx.config, label) === null
+        ? undefined
+        : (n, l, signal) => runReadyScript(n, l, this.ctx.config, { signal }),
       onAttempt: (a) => this.ctx.recordLaunchAttempt(node, this.id, a),
+      releaseWhenReady,
     }, node).then(async (state) => {
-      this.ctx.launchFinished(this, node, state, Date.now() - p0);
+      this.ctx.launchFinished(this, node, state, Date.now() - p0, requestId);
       if (state === 'ready') await this.ctx.afterReady(this, node);
       return node.state === 'ready' || node.state === 'failed' || node.state === 'aborted' ? node.state : state;
     }).catch((err: unknown) => {

@@ -3,7 +3,7 @@
 // when every node it holds is ready (fulfilled), failed (declined) or aborted (paused, relaunch).
 import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
-import { planRequest, neededLabels, type Step } from './decide.js';
+import { MIN_READY_REQUESTOR, planRequest, neededLabels, type Step } from './decide.js';
 import type { PoolWorker } from './pool-worker.js';
 import { retryConnectionLoss } from './zk-retry.js';
 
@@ -236,7 +236,7 @@ export class NodeRequestHandler {
         throw err;
       }
       const held: Held = { label, node, launch: null, settled: false };
-      held.launch = w.launch(node, label, this.az).finally(() => {
+      held.launch = w.launch(node, label, this.az, this.request.requestor === MIN_READY_REQUESTOR).finally(() => {
         held.settled = true;
         void this.maybeFinish();
       });
@@ -304,11 +304,43 @@ export class NodeRequestHandler {
     current.state = 'fulfilled';
     current.state_time = Date.now() / 1000;
     this.guard();
+    if (current.requestor === MIN_READY_REQUESTOR) {
+      await this.finishMinReady(current);
+      return;
+    }
     // Nodes keep allocated_to; Zuul locks them once it sees `fulfilled` (waiting on our lock if
     // it is quicker than our unlock), so both writes go out together.
     await Promise.all([this.releaseNodes(false), w.storeRequest(current, `fulfilled in ${Date.now() - this.startedAt} ms`, this.ours)]);
     this.log.info(`Fulfilled node request ${this.id}`);
     await this.done();
+  }
+
+  /**
+   * A min-ready request (§3.8) exists only to have nodes launched for the pool: nobody but the
+   * MinReady worker reads its `fulfilled`, and that worker's answer is to clear the nodes'
+   * allocation and delete the request. Done here at once instead: the launches cleared the
+   * allocation in their `ready` write (under the node lock), and the request goes with its lock
+   * directory. The nodes join the pool a pass sooner, and five writes and their watch reads are
+   * saved per node.
+   */
+  private async finishMinReady(req: NodeRequest): Promise<void> {
+    const w = this.worker;
+    await Promise.all(this.held.map(async (h) => {
+      if (h.node.allocated_to !== null) {
+        this.guard();
+        h.node.allocated_to = null;
+        await w.storeNode(h.node, 'min-ready node released to the pool');
+      }
+      await w.zk.unlockNode(h.node).catch(() => undefined);
+    }));
+    this.held = [];
+    this.guard();
+    await w.zk.deleteLockedRequest(req);
+    w.ctx.minReadyDone?.(this.id);
+    w.ctx.recordRequest(req, w.id, `fulfilled in ${Date.now() - this.startedAt} ms; min-ready nodes released to the pool`);
+    this.log.info(`Fulfilled min-ready node request ${this.id}`);
+    this.state = 'done';
+    this.worker.handlerDone(this);
   }
 
   /** The request znode vanished (Zuul cancelled, or its session died). */

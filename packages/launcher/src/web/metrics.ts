@@ -115,8 +115,8 @@ export class LauncherMetrics {
   private readonly onAttempt = (node: Node, _by: string, a: LaunchAttempt) => {
     if (node.id !== null) this.lastAttempt.set(node.id, a.result);
   };
-  private readonly onLaunch = (node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number) =>
-    this.launched(node, provider, state, ms);
+  private readonly onLaunch = (node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number,
+    requestId: string | null) => this.launched(node, provider, state, ms, requestId);
   private readonly onLeader = (leader: boolean) => {
     if (leader) this.nodesChanged();
   };
@@ -335,14 +335,15 @@ export class LauncherMetrics {
     }
   }
 
-  private launched(node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number): void {
+  private launched(node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null): void {
     const id = node.id ?? '';
     let result = state === 'ready' ? 'ready' : this.lastAttempt.get(id) ?? 'error.unknown';
     if (state === 'aborted') result = 'error.quota';
     if (state === 'failed' && this.host.zk.state === 'lost') result = 'error.zksession';
     if (result === 'ready' && state !== 'ready') result = 'error.unknown';
     this.lastAttempt.delete(id);
-    const requestor = node.allocated_to ? this.host.requestCache.get(node.allocated_to)?.requestor ?? null : null;
+    const request = requestId ?? node.allocated_to;
+    const requestor = request ? this.host.requestCache.get(request)?.requestor ?? null : null;
     this.launchCounter.inc({ provider, az: node.az ?? '', requestor: requestor ?? '', result });
     this.launchDuration.observe({ provider, result }, ms / 1000);
     const statsd = this.statsd;
