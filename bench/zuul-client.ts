@@ -5,6 +5,7 @@
 // them used and unlock them — and it records what happened, so a test can count lost requests and
 // doubly allocated nodes instead of trusting log lines.
 import { newNodeRequest, requestFromData, type Node, type NodeRequest } from '@nodepool-ts/core/model';
+import { randomUUID } from 'node:crypto';
 import { isRetryable, paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 
 export const ZUUL_REQUESTOR = 'bench-zuul';
@@ -161,6 +162,47 @@ async function waitAnswer(zk: ZooKeeper, id: string, timeoutMs: number, retryMs:
   }
 }
 
+/** Key of the mark a submitted request carries (round-tripped by the launchers as an unknown key). */
+export const SUBMIT_MARK = 'bench_submit_id';
+
+/**
+ * Submit a request exactly once across connection losses. A dropped connection (a ZooKeeper
+ * member stopped) fails the create in flight whether or not the server made it, and the session
+ * survives: created, the request is served while nobody waits for it, and the job would count as
+ * lost although no launcher lost anything. So the request carries a mark, and after a lost reply
+ * the client looks for its request by that mark before creating it again (Curator's "protected"
+ * create); in a new session the ephemeral request is gone anyway and is created again.
+ */
+export async function submitOnce(zk: ZooKeeper, req: NodeRequest, priority: string, retryMs = 60_000): Promise<string> {
+  const mark = randomUUID();
+  req.extra = { ...req.extra, [SUBMIT_MARK]: mark };
+  const deadline = Date.now() + retryMs;
+  for (;;) {
+    const gen = zk.sessionGeneration;
+    try {
+      return await zk.submitNodeRequest(req, priority);
+    } catch (err) {
+      if (!isRetryable(err) || Date.now() > deadline) throw err;
+      await zk.waitConnected(Math.max(0, deadline - Date.now())).catch(() => false);
+      if (zk.sessionGeneration !== gen) continue;
+      const found = await zkRetry(zk, () => findMarked(zk, priority, mark), Math.max(0, deadline - Date.now()));
+      if (found !== null) {
+        req.id = found;
+        return found;
+      }
+    }
+  }
+}
+
+async function findMarked(zk: ZooKeeper, priority: string, mark: string): Promise<string | null> {
+  const ids = (await zk.getNodeRequestIds()).filter((id) => id.startsWith(`${priority}-`)).reverse();
+  for (const id of ids) {
+    const r = await zk.getNodeRequest(id);
+    if (r?.extra[SUBMIT_MARK] === mark) return id;
+  }
+  return null;
+}
+
 /**
  * One Zuul job that never throws: the outcome says what happened. Node handling follows Zuul:
  * lock (blocking), check the allocation, delete the request, in-use, hold, used, unlock.
@@ -174,8 +216,7 @@ export async function runJob(zk: ZooKeeper, opts: JobOptions): Promise<JobOutcom
   const t0 = performance.now();
   try {
     const req = newNodeRequest({ node_types: opts.labels, requestor: opts.requestor ?? ZUUL_REQUESTOR });
-    // Not retried: a create whose reply was lost may exist; the caller's cleanup removes strays.
-    out.request = await zk.submitNodeRequest(req, opts.priority ?? '200');
+    out.request = await submitOnce(zk, req, opts.priority ?? '200', retryMs);
     const id = out.request;
     const answer = await waitAnswer(zk, id, opts.timeoutMs ?? 120_000, retryMs);
     if (answer === 'timeout') {
