@@ -23,6 +23,20 @@ export async function connectZk(chroot: string, opts: Partial<ZooKeeperOptions> 
   return zk;
 }
 
+/** Two sessions on one fresh chroot, closed and the chroot removed afterwards. */
+export async function withTwo(fn: (a: ZooKeeper, b: ZooKeeper) => Promise<void>): Promise<void> {
+  const chroot = uniqueChroot();
+  const a = await connectZk(chroot);
+  const b = await connectZk(chroot);
+  try {
+    await fn(a, b);
+  } finally {
+    await a.close();
+    await b.close();
+    await dropChroot(chroot);
+  }
+}
+
 /** Remove a test chroot through an un-chrooted client. */
 export async function dropChroot(chroot: string): Promise<void> {
   const zk = new ZooKeeper({ servers: ZK_SERVER, log: silent });

@@ -1,22 +1,9 @@
 // The kazoo lock recipe as seen on the wire, and lock behaviour between two sessions.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lock, LockError, LockTimeoutError, paths, sortContenders, watchEventType, type ZooKeeper } from '../src/zk/index.js';
+import { Lock, LockError, LockTimeoutError, paths, sortContenders, watchEventType } from '../src/zk/index.js';
 import { newNode } from '../src/model/index.js';
-import { connectZk, dropChroot, uniqueChroot } from './zk-helpers.js';
-
-async function withTwo(fn: (a: ZooKeeper, b: ZooKeeper) => Promise<void>): Promise<void> {
-  const chroot = uniqueChroot();
-  const a = await connectZk(chroot);
-  const b = await connectZk(chroot);
-  try {
-    await fn(a, b);
-  } finally {
-    await a.close();
-    await b.close();
-    await dropChroot(chroot);
-  }
-}
+import { withTwo } from './zk-helpers.js';
 
 test('contender znodes: <32 hex>__lock__<10 digits>, ephemeral, empty data unless an identifier', async () => {
   await withTwo(async (a) => {

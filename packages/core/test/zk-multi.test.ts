@@ -2,22 +2,9 @@
 // and a locked node or request deleted with its lock in one round trip (real server).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lock, ZkError, paths, type ZooKeeper } from '../src/zk/index.js';
+import { Lock, ZkError, paths } from '../src/zk/index.js';
 import { newNode, newNodeRequest } from '../src/model/index.js';
-import { connectZk, dropChroot, uniqueChroot } from './zk-helpers.js';
-
-async function withTwo(fn: (a: ZooKeeper, b: ZooKeeper) => Promise<void>): Promise<void> {
-  const chroot = uniqueChroot();
-  const a = await connectZk(chroot);
-  const b = await connectZk(chroot);
-  try {
-    await fn(a, b);
-  } finally {
-    await a.close();
-    await b.close();
-    await dropChroot(chroot);
-  }
-}
+import { withTwo } from './zk-helpers.js';
 
 test('multi: all ops or none; the failing op names the error', async () => {
   await withTwo(async (a, b) => {
