@@ -327,3 +327,20 @@ test('config-validate output and exit code', async () => {
   assert.equal(await runConfigValidate(fixture('nodepool-3x.yaml'), fixture('secure-legacy.conf'), sink), 1);
   assert.match(out, /legacy INI secure file/);
 });
+
+test('webapp.leases: limits are read; a bad value or inconsistent TTLs name the key', async () => {
+  const dir = tempDir({
+    'ok.yaml': 'labels: []\nwebapp:\n  leases:\n    max-ttl: 7200\n    rate-per-minute: 30\n',
+    'bad.yaml': 'labels: []\nwebapp:\n  leases:\n    max-nodes-per-lease: 0\n    max-wait: soon\n',
+    'ttl.yaml': 'labels: []\nwebapp:\n  leases:\n    min-ttl: 600\n    default-ttl: 300\n',
+  });
+  const ok = await loadConfig(join(dir, 'ok.yaml'), { env: isolatedEnv() });
+  assert.deepEqual(ok.webapp.leases, { maxTtl: 7200, ratePerMinute: 30 });
+  assert.deepEqual(lines(await validateConfig(join(dir, 'bad.yaml')), dir), [
+    'bad.yaml:4:5: webapp.leases.max-nodes-per-lease: expected an integer of at least 1, got 0',
+    'bad.yaml:5:5: webapp.leases.max-wait: expected integer, got string',
+  ]);
+  assert.deepEqual(lines(await loadIssues(join(dir, 'ttl.yaml')), dir), [
+    'ttl.yaml:3:3: webapp.leases: expected min-ttl <= default-ttl <= max-ttl, got 600 / 300 / 86400 (defaults 60 / 3600 / 86400)',
+  ]);
+});

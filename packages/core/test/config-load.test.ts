@@ -32,7 +32,7 @@ test('a production Nodepool 3.x file loads unchanged (openstack, fake, static)',
     { host: 'zk02.example.org', port: 2181, chroot: '/nodepool' },
     { host: 'zk03.example.org', port: 2181, chroot: null },
   ]);
-  assert.deepEqual(c.webapp, { port: 8005, listenAddress: '0.0.0.0' });
+  assert.deepEqual(c.webapp, { port: 8005, listenAddress: '0.0.0.0', leases: {} });
   assert.equal(c.elementsDir, '/etc/nodepool/elements');
   assert.equal(c.imagesDir, '/opt/nodepool_dib');
   assert.equal(c.buildLogDir, '/var/log/nodepool/builds');
@@ -153,7 +153,7 @@ test('defaults of a minimal file', async () => {
   const dir = tempDir({ 'nodepool.yaml': 'labels:\n  - name: l\n' });
   const c = await loadConfig(join(dir, 'nodepool.yaml'), { env: isolatedEnv() });
   assert.deepEqual(c.zookeeperServers, []);
-  assert.deepEqual(c.webapp, { port: 8005, listenAddress: '127.0.0.1' }, 'nodepool-ts listens on loopback by default');
+  assert.deepEqual(c.webapp, { port: 8005, listenAddress: '127.0.0.1', leases: {} }, 'nodepool-ts listens on loopback by default');
   assert.equal(c.elementsDir, null);
   assert.equal(c.imagesDir, null);
   assert.equal(c.buildLogRetention, 7);

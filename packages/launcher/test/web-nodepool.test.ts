@@ -225,3 +225,21 @@ test('the OpenAPI document describes every endpoint with the schemas the server 
   assert.ok(doc.components.schemas.Lease?.properties.nodes);
   assert.deepEqual((await http(`${w.url}/openapi.json`)).json(), doc);
 });
+
+test('webapp.leases in nodepool.yaml sets the lease limits the server validates with and documents', async () => {
+  const w = await bareWeb((env) => `${fakeConfig(env)}
+webapp:
+  leases:
+    max-ttl: 5400
+    max-nodes-per-lease: 2
+`);
+  cleanups.push(() => w.close());
+  assert.equal(w.web.limits.maxTtl, 5400);
+  assert.equal(w.web.limits.maxNodesPerLease, 2);
+  assert.equal(w.web.limits.minTtl, 60, 'keys not set keep their defaults');
+  const doc = (await http(`${w.url}/api/v1/openapi.json`)).json() as {
+    components: { schemas: Record<string, { properties: Record<string, { maximum?: number; additionalProperties?: { maximum?: number } }> }> };
+  };
+  assert.equal(doc.components.schemas.LeaseCreate?.properties.ttl?.maximum, 5400);
+  assert.equal(doc.components.schemas.LeaseCreate?.properties.labels?.additionalProperties?.maximum, 2);
+});

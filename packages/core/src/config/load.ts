@@ -17,7 +17,7 @@ import {
 import {
   describeType, isRecord, issueAt, parseYaml, readText, sortIssues, type YamlSource,
 } from './source.js';
-import type { Config, Provider, ZooKeeperServer } from './types.js';
+import type { Config, LeaseLimitsConfig, Provider, ZooKeeperServer } from './types.js';
 
 export interface LoadOptions {
   /** the `-s` secure file (YAML); null/undefined = none */
@@ -263,6 +263,12 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
     }
   }
   completeImageFormats(diskimages, providers.values());
+  const leases = leaseLimits(t.webapp?.leases);
+  const ttl = { min: leases.minTtl ?? 60, def: leases.defaultTtl ?? 3600, max: leases.maxTtl ?? 86_400 };
+  if (!(ttl.min <= ttl.def && ttl.def <= ttl.max)) {
+    ctx.issues.push(issueAt(src, ['webapp', 'leases'],
+      `expected min-ttl <= default-ttl <= max-ttl, got ${ttl.min} / ${ttl.def} / ${ttl.max} (defaults 60 / 3600 / 86400)`));
+  }
   issues.push(...ctx.issues);
   if (issues.length > 0) return done();
 
@@ -282,6 +288,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
       port: t.webapp?.port ?? 8005,
       // Nodepool listens on 0.0.0.0; we default to loopback and let operators opt in
       listenAddress: t.webapp?.listen_address ?? '127.0.0.1',
+      leases,
     },
     elementsDir: fromConfig(t['elements-dir']),
     imagesDir: fromState(t['images-dir']),
@@ -332,4 +339,20 @@ export async function loadConfig(file: string, opts: LoadOptions = {}): Promise<
  */
 export async function validateConfig(file: string, opts: LoadOptions = {}): Promise<ConfigIssue[]> {
   return (await analyze(file, opts, 'validate')).issues;
+}
+
+/** `webapp.leases` (validated by the schema) in the launcher's terms; absent keys stay absent. */
+function leaseLimits(raw: Record<string, number | undefined> | undefined): LeaseLimitsConfig {
+  const out: LeaseLimitsConfig = {};
+  if (raw === undefined) return out;
+  const keys: Array<[string, keyof LeaseLimitsConfig]> = [
+    ['min-ttl', 'minTtl'], ['max-ttl', 'maxTtl'], ['default-ttl', 'defaultTtl'],
+    ['max-nodes-per-lease', 'maxNodesPerLease'], ['max-nodes-per-token', 'maxNodesPerToken'],
+    ['max-wait', 'maxWait'], ['rate-burst', 'rateBurst'], ['rate-per-minute', 'ratePerMinute'],
+  ];
+  for (const [yamlKey, key] of keys) {
+    const v = raw[yamlKey];
+    if (v !== undefined) out[key] = v;
+  }
+  return out;
 }

@@ -102,9 +102,24 @@ const diskimage = obj({
   'build-timeout': int().optional(),
 });
 
+const positiveInt = () => int().min(1, { error: 'expected an integer of at least 1' });
+
+/** The lease API's limits (beyond Nodepool): every key optional, defaults in the launcher. */
+const leases = obj({
+  'min-ttl': positiveInt().optional(),
+  'max-ttl': positiveInt().optional(),
+  'default-ttl': positiveInt().optional(),
+  'max-nodes-per-lease': positiveInt().optional(),
+  'max-nodes-per-token': positiveInt().optional(),
+  'max-wait': int().min(0, { error: 'expected an integer of at least 0' }).optional(),
+  'rate-burst': positiveInt().optional(),
+  'rate-per-minute': positiveInt().optional(),
+});
+
 const webapp = obj({
   port: int().optional(),
   listen_address: str().optional(),
+  leases: leases.optional(),
 });
 
 const cron = obj({

@@ -31,6 +31,20 @@ export interface DiskImage {
 export interface WebAppConfig {
   port: number;
   listenAddress: string;
+  /** `webapp.leases`: the lease API's limits the operator set (the rest keep their defaults) */
+  leases: LeaseLimitsConfig;
+}
+
+/** `webapp.leases` keys, camel-cased; TTLs and waits in seconds. */
+export interface LeaseLimitsConfig {
+  minTtl?: number;
+  maxTtl?: number;
+  defaultTtl?: number;
+  maxNodesPerLease?: number;
+  maxNodesPerToken?: number;
+  maxWait?: number;
+  rateBurst?: number;
+  ratePerMinute?: number;
 }
 
 export interface CronConfig {

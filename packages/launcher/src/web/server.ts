@@ -25,6 +25,7 @@ export interface WebAppOptions {
   port?: number;
   /** override `webapp.listen_address` */
   listenAddress?: string;
+  /** override the lease limits (`webapp.leases` in nodepool.yaml sets them for operators) */
   leaseLimits?: Partial<LeaseLimits>;
   /** share an open database instead of opening the configured one (its tables get migrated) */
   database?: Database;
@@ -62,7 +63,8 @@ export class WebApp {
   private readonly log: Logger;
 
   constructor(private readonly host: WebAppHost, private readonly metrics: LauncherMetrics | null, private readonly opts: WebAppOptions = {}) {
-    this.limits = { ...DEFAULT_LEASE_LIMITS, ...opts.leaseLimits };
+    // (read once at start: a changed `webapp.leases` takes effect when the launcher restarts)
+    this.limits = { ...DEFAULT_LEASE_LIMITS, ...host.config.webapp.leases, ...opts.leaseLimits };
     this.log = host.logger('nodepool.WebApp');
   }
 
