@@ -286,9 +286,11 @@ function suite(backend: Backend): void {
         maxBackoffMs: 300, migrations });
       let db: Database | null = null;
       try {
-        await rec.start();
+        // flush() while start() is still migrating waits for the writer instead of giving up
+        const starting = rec.start();
         rec.nodeChanged(null, makeNode('m1', 'ready'), L);
         assert.ok(await rec.flush(20_000), JSON.stringify(rec.status()));
+        await starting;
         assert.ok(rec.status().connected);
         db = await openDatabase(f.uri, f.stateDir, { migrations });
         assert.ok(await db.knex.schema.hasTable('slow_migration_done'));

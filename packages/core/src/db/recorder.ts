@@ -43,7 +43,8 @@ export interface RecorderOptions {
   retentionDays?: number | null;
   /** this daemon's id, written with the history gaps it records */
   launcher?: string | null;
-  /** longest wait before queued events are written (ms, default 100) */
+  /** longest wait before queued events are written (ms, default 500): under a steady load, one
+   * transaction per interval; flush() and a full batch do not wait */
   flushIntervalMs?: number;
   /** events per transaction; a full batch is written at once (default 500) */
   batchSize?: number;
@@ -176,6 +177,8 @@ export class Recorder {
   private lockTail: Promise<void> = Promise.resolve();
   private waker: (() => void) | null = null;
   private wakePending = false;
+  /** the last step wrote a batch taken from memory */
+  private fromMemory = false;
   private backoffAbort = new AbortController();
   private tick: NodeJS.Timeout | null = null;
   private loop: Promise<void> | null = null;
@@ -196,7 +199,7 @@ export class Recorder {
       reconcile: opts.reconcile,
       retentionDays: opts.retentionDays ?? null,
       launcher: opts.launcher ?? null,
-      flushIntervalMs: opts.flushIntervalMs ?? 100,
+      flushIntervalMs: opts.flushIntervalMs ?? 500,
       batchSize: Math.max(1, opts.batchSize ?? 500),
       maxQueue: Math.max(1, opts.maxQueue ?? 50_000),
       maxSpillBytes: Math.max(0, opts.maxSpillBytes ?? 512 * 1024 * 1024),
@@ -345,7 +348,9 @@ export class Recorder {
     this.memory.push(e);
     this.counters.enqueued += 1;
     const n = this.memory.length;
-    if (n >= this.opts.batchSize) this.wake();
+    // a full batch is waiting: wake the writer once (not at every later push, which would leave
+    // a stale wake-up that ends its next wait early and writes a tiny batch)
+    if (n === this.opts.batchSize) this.wake();
     if (n > this.opts.maxQueue && !this.spillScheduled) {
       this.spillScheduled = true;
       setImmediate(() => { void this.spillOverflow(); });
@@ -383,7 +388,9 @@ export class Recorder {
     this.wake();
     for (;;) {
       if (this.doneSeq >= target || this.idle()) return true;
-      if (Date.now() >= deadline || this.loop === null) return false;
+      // a recorder still starting (connecting, migrating) is waited for; one never started or
+      // stopped has no writer to wait for
+      if (Date.now() >= deadline || (this.loop === null && (this.stopped || !this.started))) return false;
       await sleep(10);
       this.wake();
     }
@@ -576,12 +583,18 @@ export class Recorder {
         await sleep(this.stopped ? Math.min(this.backoffMs, 200) : this.backoffMs, this.backoffAbort.signal);
         continue;
       }
-      if (!worked && !this.halt) await this.waitForWork(this.opts.flushIntervalMs);
+      // After a batch from memory, let events gather for a flush interval unless a full batch is
+      // already waiting (a full batch or flush() ends the wait): under a steady load one large
+      // transaction per interval instead of one per round trip, which costs the launcher and the
+      // database server far less per event. A failed batch and the spill file are not held back.
+      const gather = this.fromMemory && this.memory.length < this.opts.batchSize;
+      if ((!worked || gather) && !this.halt) await this.waitForWork(this.opts.flushIntervalMs);
     }
   }
 
   /** Write the oldest pending events. Resolves false when there was nothing to do. */
   private async step(): Promise<boolean> {
+    this.fromMemory = false;
     if (this.retryHead !== null) {
       await this.writeResilient(this.retryHead);
       this.retryHead = null;
@@ -614,6 +627,7 @@ export class Recorder {
       return false;
     }
     if (pick.from === 'memory') {
+      this.fromMemory = true;
       try {
         await this.writeResilient(pick.events);
       } catch (err) {
