@@ -96,3 +96,41 @@ test('deleteLockedRequest: the request and its lock directory go in one multi', 
     assert.equal(await b.exists(paths.request(id2)), false);
   });
 });
+
+test('storeAndRelease: node and request writes and the lock releases land together, or nothing does', async () => {
+  await withTwo(async (a, b) => {
+    const n = newNode({ state: 'ready', provider: 'p', type: ['x'] });
+    await a.storeNode(n);
+    assert.ok(n.id);
+    const req = newNodeRequest({ node_types: ['x'] });
+    const id = await b.submitNodeRequest(req, '200');
+    assert.equal(await a.lockNodeRequest(req), true);
+    assert.equal(await a.lockNode(n), true);
+    n.allocated_to = id;
+    req.state = 'fulfilled';
+    req.nodes = [n.id];
+    assert.equal(await a.storeAndRelease([n], [req], [n, req]), true);
+    assert.equal((await b.getNode(n.id))?.allocated_to, id);
+    assert.equal((await b.getNodeRequest(id))?.state, 'fulfilled');
+    assert.deepEqual(await b.getChildren(paths.nodeLock(n.id)), []);
+    assert.deepEqual(await b.getChildren(paths.requestLock(id)), []);
+    assert.equal(a.holdsLock(n), false);
+    assert.equal(a.holdsLock(req), false);
+
+    // the request is gone (cancelled): nothing is written, the node lock is still ours
+    const gone = newNodeRequest({ node_types: ['x'] });
+    const goneId = await b.submitNodeRequest(gone, '200');
+    assert.equal(await a.lockNodeRequest(gone), true);
+    assert.equal(await a.lockNode(n), true);
+    await b.deleteNodeRequest(goneId);
+    n.allocated_to = goneId;
+    gone.state = 'fulfilled';
+    assert.equal(await a.storeAndRelease([n], [gone], [n, gone]), false);
+    assert.equal((await b.getNode(n.id))?.allocated_to, id, 'the node was not written');
+    assert.equal(a.holdsLock(n), true);
+    assert.equal((await b.getChildren(paths.nodeLock(n.id))).length, 1);
+    await a.unlockNode(n);
+    // a lock not held: refused before anything is sent
+    assert.equal(await a.storeAndRelease([n], [], [n]), false);
+  });
+});

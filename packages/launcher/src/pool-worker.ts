@@ -387,9 +387,10 @@ export class PoolWorker {
   /**
    * Lock a READY node and allocate it; null when someone else got it first. `guard` throws when
    * the request is no longer ours to serve (its lock died with a session): checked right before
-   * the allocation is written.
+   * the allocation is written. With `deferWrite` the node is locked and checked but its
+   * allocation is only set on the returned copy, for the caller to write.
    */
-  async claimReadyNode(candidate: Node, requestId: string, guard: () => void = () => undefined): Promise<Node | null> {
+  async claimReadyNode(candidate: Node, requestId: string, guard: () => void = () => undefined, deferWrite = false): Promise<Node | null> {
     if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
     let fresh: Node | null;
     try {
@@ -416,6 +417,8 @@ export class PoolWorker {
       await this.zk.unlockNode(fresh).catch(() => undefined);
       throw err;
     }
+    // (deferred: the handler writes the allocation together with the request's fulfilment)
+    if (deferWrite) return fresh;
     try {
       await this.storeNode(fresh, `allocated to ${requestId}`, () => this.zk.holdsLock(fresh));
     } catch (err) {

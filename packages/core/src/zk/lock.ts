@@ -199,6 +199,7 @@ export class Lock implements SessionBound {
   private async inner(blocking: boolean, deadline: number | null, timeoutMs: number, triedFirst = -1): Promise<boolean> {
     // Session generation of a create whose reply may have been lost (kazoo's create_tried).
     let triedGen = triedFirst;
+    let prefetched: string[] | null = null;
     for (;;) {
       try {
         if (this.node === null || this.nodeGen !== this.zk.sessionGeneration) {
@@ -206,13 +207,25 @@ export class Lock implements SessionBound {
           let found: string | null = null;
           if (triedGen === gen) found = await this.findNode();
           triedGen = gen;
-          this.node = found ?? paths.basename(
-            await this.zk.create(paths.child(this.path, this.prefix), this.data, 'ephemeral_sequential', true));
+          if (found === null) {
+            // The children listing is sent right behind the create, without waiting for it: the
+            // server answers one session's requests in order, so the listing already holds our
+            // contender (one round trip instead of two). If the create had to make the lock
+            // directory first, the listing predates it and is not used.
+            const created = this.zk.create(paths.child(this.path, this.prefix), this.data, 'ephemeral_sequential', true);
+            const listed = this.zk.listChildren(this.path).catch(() => null);
+            this.node = paths.basename(await created);
+            prefetched = await listed;
+          } else {
+            this.node = found;
+          }
           this.nodeGen = gen;
         }
         for (;;) {
           const own = this.node;
-          const pred = predecessorOf(await this.zk.getChildren(this.path), own);
+          const children = prefetched !== null && prefetched.includes(own) ? prefetched : await this.zk.getChildren(this.path);
+          prefetched = null;
+          const pred = predecessorOf(children, own);
           if (pred === NOT_A_CONTENDER || this.nodeGen !== this.zk.sessionGeneration) throw new Retry();
           if (pred === null) {
             this.acquired = true;

@@ -7,10 +7,10 @@ import {
   type UploadState,
 } from '../model/index.js';
 import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
-import { LockError, ZkError, isNoNode, isNodeExists } from './errors.js';
+import { LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
 import { CONTENDER_RE, Lock, type AcquireOptions } from './lock.js';
 import { LOCK_CHILD, paths } from './paths.js';
-import { ZkSession, statTimeMs } from './session.js';
+import { ZkSession, statTimeMs, type MultiOp } from './session.js';
 
 export interface LockOptions extends AcquireOptions {
   /**
@@ -105,6 +105,51 @@ export class ZooKeeper extends ZkSession {
     if (!lock) throw new LockError(`Request ${req.id ?? '(no id)'} does not hold a lock`, req.id === null ? null : paths.requestLock(req.id));
     this.objectLocks.delete(req);
     await lock.release();
+  }
+
+  /**
+   * Write `nodes` and `requests` and release the locks `release` hold, all in one multi: either
+   * everything happened or nothing did. True when it was applied (the locks are released); false
+   * when nothing was written (a lock not held in this session, a znode gone, another failure: the
+   * locks are still held). A reply lost with the connection is resolved by looking for one of the
+   * released contenders once connected again (the multi deletes them); a lost session throws.
+   */
+  async storeAndRelease(nodes: readonly Node[], requests: readonly NodeRequest[], release: ReadonlyArray<Node | NodeRequest>): Promise<boolean> {
+    const locks: Array<{ obj: object; lock: Lock; path: string }> = [];
+    for (const obj of release) {
+      const lock = this.objectLocks.get(obj);
+      const path = lock?.heldContenderPath ?? null;
+      if (lock === undefined || path === null) return false;
+      locks.push({ obj, lock, path });
+    }
+    const ops: MultiOp[] = [];
+    for (const n of nodes) {
+      if (n.id === null) return false;
+      ops.push({ op: 'set', path: paths.node(n.id), data: nodeToData(n) });
+    }
+    for (const r of requests) {
+      if (r.id === null) return false;
+      ops.push({ op: 'set', path: paths.request(r.id), data: requestToData(r) });
+    }
+    for (const l of locks) ops.push({ op: 'delete', path: l.path });
+    if (ops.length === 0) return true;
+    const gen = this.sessionGeneration;
+    let applied: boolean;
+    try {
+      await this.multi(ops);
+      applied = true;
+    } catch (err) {
+      if (!isRetryable(err)) return false;
+      const probe = locks[0]?.path;
+      if (probe === undefined || !(await this.waitConnected(this.sessionTimeout)) || this.sessionGeneration !== gen) throw err;
+      applied = !(await this.exists(probe));
+    }
+    if (!applied) return false;
+    for (const l of locks) {
+      this.objectLocks.delete(l.obj);
+      l.lock.forgetDeleted();
+    }
+    return true;
   }
 
   /**
