@@ -13,7 +13,7 @@
 //   npm run bench                         (defaults)
 //   npm run bench -- --requests 2000 --concurrency 16
 // Uses $NODEPOOL_TEST_ZK if set, else starts a private ZooKeeper with scripts/zk.sh.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +23,7 @@ import { newNode, nodeToData } from '@nodepool-ts/core/model';
 import { paths, ZooKeeper, mapLimit } from '@nodepool-ts/core/zk';
 import { configureLogging } from '@nodepool-ts/core/log';
 import { drive } from './zuul-client.js';
+import { startLauncher, stopLauncher } from './launcher-process.js';
 import { benchZooKeeper, cpuSeconds, zkMonitor } from './services.js';
 
 configureLogging({ level: 'silent' });
@@ -86,18 +87,8 @@ providers:
 `;
 }
 
-function startLauncher(cfg: string, history = true): ChildProcess {
-  // BENCH_LAUNCHER_NODE_ARGS, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof", profiles the launcher.
-  const nodeArgs = (process.env.BENCH_LAUNCHER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  return spawn(process.execPath, [...nodeArgs, join(root, 'packages/launcher/bin/nodepool-launcher.js'), '-f', '-c', cfg,
-    '-p', join(work, `launcher-${randomBytes(3).toString('hex')}.pid`), '--no-webapp', ...(history ? [] : ['--no-history'])],
-  { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'error', NODEPOOL_STATE_DIR: join(work, 'state') } });
-}
-
-async function stopLauncher(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null) return;
-  p.kill('SIGINT');
-  await new Promise((r) => p.once('exit', r));
+function startLauncherFor(cfg: string, history = true): ChildProcess {
+  return startLauncher(cfg, { stateDir: join(work, 'state'), runDir: work, history });
 }
 
 /**
@@ -168,7 +159,7 @@ try {
       const cfg = join(work, `bench-${name}.yaml`);
       writeFileSync(cfg, config(chroot, C * 4, extra));
       const zk = await connect(chroot);
-      const launcher = startLauncher(cfg, history);
+      const launcher = startLauncherFor(cfg, history);
       await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready').length >= C * 4, 60_000);
       await drive(zk, 'warm', Math.min(100, N), C); // warm-up
       await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
@@ -217,7 +208,7 @@ try {
       }
       times.sort((a, b) => a - b);
       const entry: Record<string, number> = { list_wall_ms_median: Math.round(times[1] ?? NaN) };
-      const launcher = startLauncher(cfg);
+      const launcher = startLauncherFor(cfg);
       await new Promise((r) => setTimeout(r, 4000));
       entry.launcher_rss_mb = rssMb(launcher.pid ?? 0);
       await stopLauncher(launcher);

@@ -30,8 +30,14 @@ export function watchRequest(zk: ZooKeeper, id: string): Promise<NodeRequest> {
   });
 }
 
+/** What a benchmark job got: its request and the nodes it used (tests check what was recorded). */
+export interface JobRecord {
+  request: string;
+  nodes: string[];
+}
+
 /** One Zuul-like job for the benchmark: request, wait, lock, accept, use, return. Returns ms to fulfilment. */
-export async function job(zk: ZooKeeper, label: string): Promise<number> {
+export async function job(zk: ZooKeeper, label: string, onDone?: (r: JobRecord) => void): Promise<number> {
   const t0 = performance.now();
   const req = newNodeRequest({ node_types: [label], requestor: ZUUL_REQUESTOR });
   const id = await zk.submitNodeRequest(req, '200');
@@ -53,6 +59,7 @@ export async function job(zk: ZooKeeper, label: string): Promise<number> {
     await zk.storeNode(n);
     await zk.unlockNode(n);
   }
+  onDone?.({ request: id, nodes: [...done.nodes] });
   return latency;
 }
 
@@ -64,15 +71,16 @@ export interface DriveResult {
   latency_ms: { p50: number; p95: number; p99: number; max: number };
 }
 
-/** `total` benchmark jobs of one label, `concurrency` at a time. */
-export async function drive(zk: ZooKeeper, label: string, total: number, concurrency: number): Promise<DriveResult> {
+/** `total` benchmark jobs of one label, `concurrency` at a time; `onJob` hears of each job done. */
+export async function drive(zk: ZooKeeper, label: string, total: number, concurrency: number,
+  onJob?: (r: JobRecord) => void): Promise<DriveResult> {
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < total) {
       next++;
-      lat.push(await job(zk, label));
+      lat.push(await job(zk, label, onJob));
     }
   }));
   const secs = (performance.now() - t0) / 1000;
