@@ -269,6 +269,52 @@ function suite(backend: Backend): void {
       }
     });
 
+    test('each step starts where the last recorded one ended, whatever a cache showed as prev', async () => {
+      const f = await backend.fresh();
+      try {
+        await withRecorder(f, {}, async (rec, db) => {
+          const init = makeNode('c1', 'init');
+          const building = withState(init, 'building');
+          const building2 = { ...building, external_id: 'srv-2' };
+          const ready = withState(building2, 'ready');
+          rec.nodeChanged(null, init, L);
+          rec.nodeChanged(null, building, L); // the cache did not show the node yet
+          rec.nodeChanged(building, building2, L); // building again: no step
+          rec.nodeChanged(ready, ready, L); // the cache already showed the write being recorded
+          const inUse = withState(ready, 'in-use');
+          rec.noteNodeState('c1', 'in-use'); // a client's change, recorded elsewhere
+          rec.nodeChanged(ready, withState(inUse, 'deleting'), L);
+          assert.ok(await rec.flush());
+          // a request removed after the cache last read it as `requested` (its `fulfilled` with its
+          // node was recorded by the launcher that wrote it): the row keeps what was recorded
+          const req = makeRequest('200-0000000009', 'requested');
+          rec.requestChanged(null, req, L);
+          rec.requestChanged(req, withState(req, 'fulfilled', { nodes: ['c1'] }), L);
+          assert.ok(await rec.flush());
+          rec.requestChanged(req, null, { launcher: null, reason: 'deleted by its requestor' });
+          rec.nodeChanged(withState(inUse, 'deleting'), null, L);
+          assert.ok(await rec.flush());
+          const trail = (await db.knex('node_events').where('node_id', 'c1').orderBy('id').select('from_state', 'to_state'))
+            .map((e: { from_state: string | null; to_state: string | null }) => `${e.from_state ?? '∅'}>${e.to_state ?? '∅'}`);
+          assert.deepEqual(trail, ['∅>init', 'init>building', 'building>ready', 'in-use>deleting', 'deleting>∅']);
+          const rtrail = (await db.knex('request_events').orderBy('id').select('from_state', 'to_state'))
+            .map((e: { from_state: string | null; to_state: string | null }) => `${e.from_state ?? '∅'}>${e.to_state ?? '∅'}`);
+          assert.deepEqual(rtrail, ['∅>requested', 'requested>fulfilled', 'fulfilled>∅']);
+          const row = await db.knex('requests').where('id', '200-0000000009').first();
+          assert.equal(row.state, 'fulfilled');
+          assert.equal(row.nodes, 'c1');
+          assert.notEqual(row.deleted_at, null);
+          assert.notEqual(row.latency_ms, null);
+          const node = await db.knex('nodes').where('id', 'c1').first();
+          assert.equal(node.state, 'deleting');
+          assert.equal(node.external_id, 'srv-2');
+          assert.notEqual(node.deleted_at, null);
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
     test('a schema migration longer than the write timeout is not cut (it has no time limit by default)', async () => {
       const f = await backend.fresh();
       const cap = captureLog();

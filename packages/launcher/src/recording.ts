@@ -53,21 +53,33 @@ export class LauncherRecording {
     return this.recorder.stop();
   }
 
+  /**
+   * Every node change the watch shows. The stats-election winner records the client's changes
+   * (in-use, used, hold); every launcher notes them and the node's removal, so that its own next
+   * write of the node is recorded as following them. A launcher's own writes are recorded by the
+   * writer itself (the cache may show them before or after that), never noted from here.
+   */
   private observeNode(id: string, node: Readonly<Node> | null): void {
     const prev = this.prevNodes.get(id) ?? null;
     if (node) this.prevNodes.set(id, node);
     else this.prevNodes.delete(id);
-    if (!this.election.isLeader || node === null) return;
-    if (EXTERNAL_NODE_STATES.has(node.state) && prev?.state !== node.state) {
-      this.recorder.nodeChanged(prev, node, { launcher: null, reason: 'changed by a client' });
+    if (node === null) {
+      this.recorder.noteNodeState(id, null);
+      return;
     }
+    if (!EXTERNAL_NODE_STATES.has(node.state) || prev?.state === node.state) return;
+    if (this.election.isLeader) this.recorder.nodeChanged(prev, node, { launcher: null, reason: 'changed by a client' });
+    else this.recorder.noteNodeState(id, node.state);
   }
 
   private observeRequest(id: string, req: Readonly<NodeRequest> | null): void {
     const prev = this.prevRequests.get(id) ?? null;
     if (req) this.prevRequests.set(id, req);
     else this.prevRequests.delete(id);
-    if (!this.election.isLeader) return;
+    if (!this.election.isLeader) {
+      if (req === null) this.recorder.noteRequestState(id, null);
+      return;
+    }
     if (prev === null && req !== null && req.requestor !== 'NodePool:min-ready') {
       this.recorder.requestChanged(null, req, { launcher: null, reason: 'submitted' });
     } else if (req === null && prev !== null) {

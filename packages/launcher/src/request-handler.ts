@@ -374,9 +374,10 @@ export class NodeRequestHandler {
     }));
     this.held = [];
     this.guard();
+    // recorded before the request goes: its removal, seen through the watch, follows it
+    w.ctx.recordRequest(req, w.id, `fulfilled in ${Date.now() - this.startedAt} ms; min-ready nodes released to the pool`);
     await w.zk.deleteLockedRequest(req);
     w.ctx.minReadyDone?.(this.id);
-    w.ctx.recordRequest(req, w.id, `fulfilled in ${Date.now() - this.startedAt} ms; min-ready nodes released to the pool`);
     this.log.info(`Fulfilled min-ready node request ${this.id}`);
     this.state = 'done';
     this.worker.handlerDone(this);

@@ -13,7 +13,7 @@ import { mkdirSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { Knex } from 'knex';
 import { getLogger, type Logger } from '../log/index.js';
-import type { ImageBuild, ImageUpload, Node, NodeRequest } from '../model/types.js';
+import type { ImageBuild, ImageUpload, Node, NodeRequest, NodeState, RequestState } from '../model/types.js';
 import { sleep } from '../util/index.js';
 import { classifyError, isDataError, makeKnex, migrateToLatest, type KnexHandle } from './connection.js';
 import { DatabaseError, SchemaTooNewError } from './errors.js';
@@ -120,6 +120,17 @@ interface Outage {
 }
 
 const DAY = 86_400;
+/** objects whose last state is remembered; past this the memory starts over (events then take the caller's `prev`) */
+const MAX_REMEMBERED = 200_000;
+
+function remember<S>(states: Map<string, S>, id: string, state: S | null): void {
+  if (state === null) {
+    states.delete(id);
+    return;
+  }
+  if (states.size >= MAX_REMEMBERED && !states.has(id)) states.clear();
+  states.set(id, state);
+}
 
 function now(): number {
   return Date.now() / 1000;
@@ -189,6 +200,9 @@ export class Recorder {
   /** uids of events the database refused for their values; skipped when a spill chunk is replayed */
   private readonly poisoned = new Set<string>();
   private counters = { enqueued: 0, written: 0, dropped: 0 };
+  /** the last state recorded or noted per live node / request (the `from` of the next event) */
+  private readonly nodeStates = new Map<string, NodeState>();
+  private readonly requestStates = new Map<string, RequestState>();
 
   constructor(opts: RecorderOptions) {
     this.target = parseDatabaseUri(opts.databaseUri, opts.stateDir);
@@ -251,19 +265,30 @@ export class Recorder {
 
   // ---- the hot path: synchronous, O(1), never throws, never touches the database ----
 
-  /** A node znode was created (prev null), changed, or removed (next null). */
+  /**
+   * A node znode was created (prev null), changed, or removed (next null). The `from` state of
+   * the event is the last state recorded (or noted) here for the node, and `prev` only for a
+   * node this recorder knows nothing of: a caller's `prev` comes from a watch-fed cache, which
+   * may not show the caller's own previous write yet, or may already show the write being
+   * recorded, and the trail would then skip or repeat a state.
+   */
   nodeChanged(prev: Node | null, next: Node | null, ctx: RecordContext = {}): void {
     try {
       const cur = next ?? prev;
       if (cur === null || this.stopped) return;
       const id = cur.id;
       if (id === null || id === '') return;
-      const from = prev?.state ?? null;
+      const known = this.nodeStates.get(id);
+      const from = known ?? prev?.state ?? null;
       const to = next?.state ?? null;
       const removed = next === null;
+      remember(this.nodeStates, id, to);
+      const node = snapshotNode(cur, id);
+      // a removed node's row keeps the last state it was recorded in
+      if (removed && from !== null) node.state = from;
       const ev: NodeEvent = {
-        kind: 'node', uid: this.uid(), at: now(), node: snapshotNode(cur, id), removed, from, to,
-        transition: prev === null || removed || from !== to,
+        kind: 'node', uid: this.uid(), at: now(), node, removed, from, to,
+        transition: (known === undefined && prev === null) || removed || from !== to,
         launcher: ctx.launcher ?? null, reason: clip(ctx.reason ?? null),
       };
       this.push(ev);
@@ -272,25 +297,44 @@ export class Recorder {
     }
   }
 
-  /** A node request was created (prev null), changed, or removed (next null). */
+  /** A node request was created (prev null), changed, or removed (next null); `from` as for nodes. */
   requestChanged(prev: NodeRequest | null, next: NodeRequest | null, ctx: RecordContext = {}): void {
     try {
       const cur = next ?? prev;
       if (cur === null || this.stopped) return;
       const id = cur.id;
       if (id === null || id === '') return;
-      const from = prev?.state ?? null;
+      const known = this.requestStates.get(id);
+      const from = known ?? prev?.state ?? null;
       const to = next?.state ?? null;
       const removed = next === null;
+      remember(this.requestStates, id, to);
+      const request = snapshotRequest(cur, id);
+      if (removed && from !== null) request.state = from;
       const ev: RequestEvent = {
-        kind: 'request', uid: this.uid(), at: now(), request: snapshotRequest(cur, id), removed, from, to,
-        transition: prev === null || removed || from !== to,
+        kind: 'request', uid: this.uid(), at: now(), request, removed, from, to,
+        transition: (known === undefined && prev === null) || removed || from !== to,
         launcher: ctx.launcher ?? null, reason: clip(ctx.reason ?? null),
       };
       this.push(ev);
     } catch (err) {
       this.internalError(err);
     }
+  }
+
+  /**
+   * A node changed (null: it is gone) by someone whose change this recorder does not record (a
+   * client, another launcher): later events recorded here start from that state.
+   */
+  noteNodeState(id: string, state: NodeState | null): void {
+    if (state === null) this.nodeStates.delete(id);
+    else if (this.nodeStates.has(id)) this.nodeStates.set(id, state);
+  }
+
+  /** As noteNodeState, for a request. */
+  noteRequestState(id: string, state: RequestState | null): void {
+    if (state === null) this.requestStates.delete(id);
+    else if (this.requestStates.has(id)) this.requestStates.set(id, state);
   }
 
   /** One try at booting a node, successful or not. */

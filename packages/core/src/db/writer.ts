@@ -26,6 +26,12 @@ interface Table {
   cols: readonly string[];
   /** conflict key of an upserted table; null: an event table (a uid already written is skipped) */
   key: readonly string[] | null;
+  /**
+   * the columns an upsert updates when the object was removed and the batch holds nothing else
+   * of it: a removal seen through a watch carries a snapshot that may be older than the row
+   * (a request deleted before the cache read its `fulfilled`), so the row keeps its values
+   */
+  onRemoval?: readonly string[];
 }
 
 const NODE_EVENTS: Table = {
@@ -47,15 +53,24 @@ const NODE_FIELDS = [
   'hold_expiration', 'created_time',
 ] as const;
 const NODES: Table = { name: 'nodes', key: ['id'], cols: [...NODE_FIELDS, 'ready_at', 'in_use_at', 'deleted_at', 'updated_at'] };
+const REMOVAL_COLS = ['state', 'deleted_at', 'updated_at'];
+const NODES_REMOVED: Table = { ...NODES, onRemoval: REMOVAL_COLS };
+const N_STATE = NODE_FIELDS.indexOf('state');
 const N_READY = NODE_FIELDS.length;
 const N_IN_USE = N_READY + 1;
+const N_DELETED = N_READY + 2;
+const N_UPDATED = N_READY + 3;
 const REQUESTS: Table = {
   name: 'requests', key: ['id'],
   cols: ['id', 'requestor', 'priority', 'relative_priority', 'labels', 'nodes', 'provider', 'reuse', 'state', 'state_time',
     'declined_by', 'launcher', 'created_at', 'fulfilled_at', 'latency_ms', 'deleted_at', 'updated_at'],
 };
+const REQUESTS_REMOVED: Table = { ...REQUESTS, onRemoval: REMOVAL_COLS };
+const R_STATE = 8;
 const R_CREATED = 12;
 const R_FULFILLED = 13;
+const R_DELETED = 15;
+const R_UPDATED = 16;
 const BUILDS: Table = {
   name: 'image_builds', key: ['image', 'build_id'],
   cols: ['image', 'build_id', 'state', 'state_time', 'builder', 'builder_id', 'formats', 'username', 'created_at', 'ready_at',
@@ -121,6 +136,7 @@ function specials(engine: Engine, table: string): Record<string, string> {
  * updated values, so the derived columns come first and read the old row.
  */
 function updateClause(engine: Engine, t: Table): string {
+  if (t.onRemoval !== undefined) return t.onRemoval.map((col) => `${quoteId(engine, col)} = ${ex(engine, col)}`).join(', ');
   const key = t.key ?? [];
   const special = specials(engine, t.name);
   const sets: string[] = [];
@@ -138,7 +154,7 @@ interface Statements { head: string; tail: string }
 const statementCache = new Map<string, Statements>();
 
 function statements(engine: Engine, t: Table): Statements {
-  const k = `${engine}\u0000${t.name}`;
+  const k = `${engine}\u0000${t.name}\u0000${t.onRemoval === undefined ? '' : 'removal'}`;
   let st = statementCache.get(k);
   if (st === undefined) {
     const cols = t.cols.map((c) => quoteId(engine, c)).join(', ');
@@ -196,8 +212,11 @@ function stateAt(stateTime: number | null, at: number): number {
 interface BatchRows {
   nodeEvents: Row[];
   nodes: Map<string, Row>;
+  /** nodes whose only row in the batch is a removal */
+  nodesRemoved: Set<string>;
   requestEvents: Row[];
   requests: Map<string, Row>;
+  requestsRemoved: Set<string>;
   attempts: Row[];
   builds: Map<string, Row>;
   uploads: Map<string, Row>;
@@ -213,6 +232,17 @@ function addNode(b: BatchRows, e: NodeEvent): void {
     b.nodeEvents.push([e.uid, n.id, n.provider, n.pool, n.label, e.from, e.to, e.at, n.state_time, e.launcher, e.reason]);
   }
   const prev = b.nodes.get(n.id);
+  if (e.removed && prev !== undefined) {
+    // removed after an earlier change in this batch: that row, marked deleted
+    const row = prev.slice();
+    row[N_STATE] = n.state;
+    row[N_DELETED] = e.at;
+    row[N_UPDATED] = e.at;
+    b.nodes.set(n.id, row);
+    return;
+  }
+  if (e.removed) b.nodesRemoved.add(n.id);
+  else b.nodesRemoved.delete(n.id);
   // every snapshot field by name: a snapshot read back from the spill file may lack some
   const snap = n as unknown as Record<string, Value | undefined>;
   const row: Row = new Array<Value>(NODES.cols.length);
@@ -229,6 +259,16 @@ function addRequest(b: BatchRows, e: RequestEvent): void {
   const r = e.request;
   if (e.transition) b.requestEvents.push([e.uid, r.id, e.from, e.to, e.at, r.state_time, e.launcher, e.reason]);
   const prev = b.requests.get(r.id);
+  if (e.removed && prev !== undefined) {
+    const row = prev.slice();
+    row[R_STATE] = r.state;
+    row[R_DELETED] = e.at;
+    row[R_UPDATED] = e.at;
+    b.requests.set(r.id, row);
+    return;
+  }
+  if (e.removed) b.requestsRemoved.add(r.id);
+  else b.requestsRemoved.delete(r.id);
   const createdAt = num(prev?.[R_CREATED]) ?? r.created_time ?? e.at;
   const fulfilledAt = num(prev?.[R_FULFILLED]) ?? (!e.removed && r.state === 'fulfilled' ? stateAt(r.state_time, e.at) : null);
   b.requests.set(r.id, [
@@ -265,12 +305,21 @@ function addUpload(b: BatchRows, e: UploadEvent): void {
   ]);
 }
 
+/** The rows of a batch, and apart from them those that only record a removal. */
+function split(rows: Map<string, Row>, removedOnly: ReadonlySet<string>): [Row[], Row[]] {
+  if (removedOnly.size === 0) return [[...rows.values()], []];
+  const full: Row[] = [];
+  const removed: Row[] = [];
+  for (const [id, row] of rows) (removedOnly.has(id) ? removed : full).push(row);
+  return [full, removed];
+}
+
 /** Write events (in order) in one transaction. Throws the driver's error; the caller retries. */
 export async function writeBatch(knex: Knex, engine: Engine, events: readonly RecorderEvent[]): Promise<void> {
   if (events.length === 0) return;
   const b: BatchRows = {
-    nodeEvents: [], nodes: new Map(), requestEvents: [], requests: new Map(), attempts: [],
-    builds: new Map(), uploads: new Map(),
+    nodeEvents: [], nodes: new Map(), nodesRemoved: new Set(), requestEvents: [], requests: new Map(),
+    requestsRemoved: new Set(), attempts: [], builds: new Map(), uploads: new Map(),
   };
   for (const e of events) {
     switch (e.kind) {
@@ -285,8 +334,12 @@ export async function writeBatch(knex: Knex, engine: Engine, events: readonly Re
     await insertRows(trx, engine, NODE_EVENTS, b.nodeEvents);
     await insertRows(trx, engine, REQUEST_EVENTS, b.requestEvents);
     await insertRows(trx, engine, ATTEMPTS, b.attempts);
-    await insertRows(trx, engine, NODES, [...b.nodes.values()]);
-    await insertRows(trx, engine, REQUESTS, [...b.requests.values()]);
+    const [nodes, nodesRemoved] = split(b.nodes, b.nodesRemoved);
+    await insertRows(trx, engine, NODES, nodes);
+    await insertRows(trx, engine, NODES_REMOVED, nodesRemoved);
+    const [requests, requestsRemoved] = split(b.requests, b.requestsRemoved);
+    await insertRows(trx, engine, REQUESTS, requests);
+    await insertRows(trx, engine, REQUESTS_REMOVED, requestsRemoved);
     await insertRows(trx, engine, BUILDS, [...b.builds.values()]);
     await insertRows(trx, engine, UPLOADS, [...b.uploads.values()]);
   });
