@@ -86,6 +86,24 @@ export class DaemonProcess {
     }
   }
 
+  /**
+   * Resident memory in kB (from /proc), NaN when gone: all of it, the anonymous part (heaps,
+   * malloc arenas, stacks) and the file-backed part (mostly the node binary's code pages, faulted
+   * in as code paths are first used; no leak can live there).
+   */
+  memKb(): { rss: number; anon: number; file: number } {
+    try {
+      const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
+      const field = (name: string): number => {
+        const m = new RegExp(`${name}:\\s+(\\d+) kB`).exec(status);
+        return m ? Number(m[1]) : NaN;
+      };
+      return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') };
+    } catch {
+      return { rss: NaN, anon: NaN, file: NaN };
+    }
+  }
+
   /** Open file descriptors (sockets, files, pipes), NaN when gone. */
   fdCount(): number {
     try {
@@ -159,11 +177,14 @@ export class BuilderProcess extends DaemonProcess {
   }
 }
 
-/** `--import` of the resource probe (lib/probe.mjs) and its environment, for a soaked daemon. */
-export function probeArgs(file: string, everyMs = 5000): { nodeArgs: string[]; env: NodeJS.ProcessEnv } {
+/**
+ * `--import` of the resource probe (lib/probe.mjs) and its environment, for a soaked daemon;
+ * `--expose-gc` lets the probe take one sample a minute after a full collection (the live heap).
+ */
+export function probeArgs(file: string, everyMs = 5000, gcEveryMs = 60_000): { nodeArgs: string[]; env: NodeJS.ProcessEnv } {
   return {
-    nodeArgs: ['--import', join(REPO, 'test/reliability/lib/probe.mjs')],
-    env: { NODEPOOL_PROBE_FILE: file, NODEPOOL_PROBE_MS: String(everyMs) },
+    nodeArgs: ['--expose-gc', '--import', join(REPO, 'test/reliability/lib/probe.mjs')],
+    env: { NODEPOOL_PROBE_FILE: file, NODEPOOL_PROBE_MS: String(everyMs), NODEPOOL_PROBE_GC_MS: String(gcEveryMs) },
   };
 }
 
@@ -174,6 +195,8 @@ export interface ProbeSample {
   heapUsed: number;
   external: number;
   arrayBuffers?: number;
+  /** taken right after a full garbage collection: heapUsed is the live heap */
+  afterGc?: boolean;
   resources: Record<string, number>;
 }
 
