@@ -12,6 +12,9 @@
 //
 //   npm run bench                         (defaults)
 //   npm run bench -- --requests 2000 --concurrency 16
+//   npm run bench -- --db compare --skip-list   history off vs recorded in MariaDB, in alternating
+//                                               rounds: recording_overhead_pct (warm requests/s)
+//                                               and recording_cpu_ms_per_request (launcher + MariaDB)
 // Uses $NODEPOOL_TEST_ZK if set, else starts a private ZooKeeper with scripts/zk.sh.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,6 +42,9 @@ const { values: opts } = parseArgs({
     'list-sizes': { type: 'string', default: '1000,10000' },
     // history recording: sqlite (embedded default), mariadb, off, or compare (off vs mariadb)
     db: { type: 'string', default: 'sqlite' },
+    // compare: rounds of off and mariadb in alternating order (off, mariadb, mariadb, off, ...),
+    // so that neither the ZooKeeper server's warm-up nor a change of load favours one mode
+    rounds: { type: 'string', default: '2' },
     'skip-list': { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
   },
@@ -99,6 +105,7 @@ function startLauncherFor(cfg: string, history = true): ChildProcess {
 async function measuredDrive(zk: ZooKeeper, launcher: ChildProcess, label: string, total: number): Promise<Record<string, unknown>> {
   const procs: [string, number][] = [['launcher', launcher.pid ?? 0]];
   if (zkService.pid !== null) procs.push(['zookeeper', zkService.pid]);
+  if (mariadbPid !== null) procs.push(['mariadb', mariadbPid]);
   const before = procs.map(([, pid]) => cpuSeconds(pid));
   const mntr0 = await zkMonitor(zkHost, zkPort);
   const client0 = process.cpuUsage();
@@ -113,6 +120,9 @@ async function measuredDrive(zk: ZooKeeper, launcher: ChildProcess, label: strin
   const ops = Math.round((((mntr1.zk_packets_received ?? NaN) - (mntr0.zk_packets_received ?? NaN)) / total) * 10) / 10;
   return { ...r, cpu_ms_per_request: cpu, zookeeper_packets_per_request: ops };
 }
+
+/** the benchmark's MariaDB server (its CPU time is counted with the launcher's) */
+let mariadbPid: number | null = null;
 
 async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
   const end = Date.now() + ms;
@@ -149,11 +159,15 @@ try {
       const r = spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'start', join(work, 'mariadb')], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`could not start MariaDB: ${r.stderr}`);
       mariadbUri = r.stdout.trim().split('\n').pop() ?? null;
+      mariadbPid = Number(readFileSync(join(work, 'mariadb', 'mariadb.pid'), 'utf8').trim()) || null;
     }
+    const off: [string, boolean, string] = ['off', false, ''];
+    const rec: [string, boolean, string] = ['mariadb', true, `dburi: '${mariadbUri}'`];
     const runs: [string, boolean, string][] = mode === 'compare'
-      ? [['off', false, ''], ['mariadb', true, `dburi: '${mariadbUri}'`]]
+      ? Array.from({ length: Math.max(1, Number(opts.rounds)) }, (_, i) => (i % 2 === 0 ? [off, rec] : [rec, off])).flat()
       : [[mode, mode !== 'off', mode === 'mariadb' ? `dburi: '${mariadbUri}'` : '']];
-    const byMode: Record<string, Record<string, unknown>> = {};
+    const byMode: Record<string, Record<string, unknown>[]> = {};
+    let first = true;
     for (const [name, history, extra] of runs) {
       const chroot = `/bench-${randomBytes(4).toString('hex')}`;
       const cfg = join(work, `bench-${name}.yaml`);
@@ -161,7 +175,10 @@ try {
       const zk = await connect(chroot);
       const launcher = startLauncherFor(cfg, history);
       await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready').length >= C * 4, 60_000);
-      await drive(zk, 'warm', Math.min(100, N), C); // warm-up
+      // warm-up; the first run also warms the ZooKeeper server's JIT up (it ran 2-4x the CPU
+      // per request in a first run of 1000 requests, which favoured whichever mode came second)
+      await drive(zk, 'warm', first ? Math.max(1000, N) : Math.min(100, N), C);
+      first = false;
       await waitFor(async () => (await zk.getNodes()).filter((n) => n.state === 'ready' && n.allocated_to === null).length >= C * 4, 60_000);
       const r: Record<string, unknown> = { history: name };
       r.warm = await measuredDrive(zk, launcher, 'warm', N);
@@ -176,14 +193,26 @@ try {
       await stopLauncher(launcher);
       await zk.deleteRecursive('/nodepool').catch(() => undefined);
       await zk.close();
-      byMode[name] = r;
+      (byMode[name] ??= []).push(r);
     }
     if (mode === 'compare') {
-      const rps = (m: string) => ((byMode[m]?.warm as { requests_per_s?: number } | undefined)?.requests_per_s ?? NaN);
+      const warm = (m: string, f: (w: { requests_per_s: number; cpu_ms_per_request: Record<string, number> }) => number): number[] =>
+        (byMode[m] ?? []).map((r) => f(r.warm as { requests_per_s: number; cpu_ms_per_request: Record<string, number> }));
+      const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const pct = (a: number, b: number): number => Math.round((1 - a / b) * 1000) / 10;
       result.history = byMode;
-      result.recording_overhead_pct = Math.round((1 - rps('mariadb') / rps('off')) * 1000) / 10;
+      // warm requests/s, mean of the rounds; and per round (each pair of neighbouring runs)
+      result.recording_overhead_pct = pct(mean(warm('mariadb', (w) => w.requests_per_s)), mean(warm('off', (w) => w.requests_per_s)));
+      const on = warm('mariadb', (w) => w.requests_per_s);
+      result.recording_overhead_pct_by_round = warm('off', (w) => w.requests_per_s).map((o, i) => pct(on[i] ?? NaN, o));
+      // what recording costs in CPU per warm request: the launcher's extra time plus MariaDB's
+      const cpu = (m: string, p: string): number => mean(warm(m, (w) => w.cpu_ms_per_request[p] ?? NaN));
+      result.recording_cpu_ms_per_request = {
+        launcher: Math.round((cpu('mariadb', 'launcher') - cpu('off', 'launcher')) * 100) / 100,
+        mariadb: Math.round(cpu('mariadb', 'mariadb') * 100) / 100,
+      };
     } else {
-      Object.assign(result, byMode[mode]);
+      Object.assign(result, byMode[mode]?.[0]);
     }
     if (mariadbUri) spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'stop', join(work, 'mariadb')]);
   }
