@@ -58,21 +58,26 @@ export function textWidth(text: string): number {
   return w;
 }
 
-/** A cell's text lines and its width (the widest line). */
+/** A cell's text lines, each line's width and the widest. */
 interface Block {
   lines: string[];
+  lineWidths: number[];
   width: number;
 }
 
 function block(text: string): Block {
-  if (!text.includes('\n')) return { lines: [text], width: textWidth(text) };
+  if (!text.includes('\n')) {
+    const w = textWidth(text);
+    return { lines: [text], lineWidths: [w], width: w };
+  }
   const lines = text.split('\n');
-  return { lines, width: Math.max(...lines.map(textWidth)) };
+  const lineWidths = lines.map(textWidth);
+  return { lines, lineWidths, width: Math.max(...lineWidths) };
 }
 
-function pad(text: string, width: number): string {
-  const missing = width - textWidth(text);
-  return missing > 0 ? text + ' '.repeat(missing) : text;
+/** `text` (of display width `has`) padded with spaces to `width`. */
+function pad(text: string, has: number, width: number): string {
+  return width > has ? text + ' '.repeat(width - has) : text;
 }
 
 /**
@@ -97,7 +102,10 @@ export function formatTable(columns: readonly string[], rows: readonly (readonly
     for (const c of cells) if (c.lines.length > height) height = c.lines.length;
     for (let l = 0; l < height; l++) {
       let line = '|';
-      for (let i = 0; i < widths.length; i++) line += ' ' + pad(cells[i]?.lines[l] ?? '', widths[i] ?? 0) + ' |';
+      for (let i = 0; i < widths.length; i++) {
+        const c = cells[i];
+        line += ' ' + pad(c?.lines[l] ?? '', c?.lineWidths[l] ?? 0, widths[i] ?? 0) + ' |';
+      }
       out.push(line);
     }
   };
