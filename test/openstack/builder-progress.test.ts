@@ -4,10 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { connectZk, testEnv, waitFor } from '../helpers/harness.js';
-import { freePort, openstackConfig, startSim } from './helpers.js';
+import { connectZk, waitFor } from '../helpers/harness.js';
+import { builderSetup } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'packages/builder/bin/nodepool-builder.js');
@@ -16,14 +15,7 @@ const SIZE = 4 * 1024 * 1024;
 interface LogLine { level?: string; name?: string; msg?: string; bytes?: number; total?: number; provider?: string; build?: string }
 
 test('the builder logs Glance upload progress every 10 % (0 % … 100 %)', async () => {
-  const sshPort = await freePort();
-  const sim = await startSim({ sshPort });
-  const env = testEnv();
-  const imagesDir = join(env.dir, 'images');
-  mkdirSync(imagesDir);
-  const config = env.write('nodepool.yaml', openstackConfig(env, sim, sshPort, {
-    top: `images-dir: ${imagesDir}\nbuild-log-dir: ${join(env.dir, 'logs')}\n`,
-  }));
+  const { sim, env, config } = await builderSetup();
   const zk = await connectZk(env);
   const child = spawn(process.execPath, [BIN, '-c', config, '-p', join(env.dir, 'builder.pid'), '-f', '--fake', '--upload-workers', '1'], {
     env: {

@@ -4,26 +4,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Builder } from '@nodepool-ts/builder';
 import { Launcher } from '@nodepool-ts/launcher';
-import { connectZk, testEnv, waitFor } from '../helpers/harness.js';
-import { freePort, openstackConfig, release, startSim, submit, waitDone } from './helpers.js';
+import { connectZk, waitFor } from '../helpers/harness.js';
+import { builderSetup, release, submit, waitDone } from './helpers.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 process.env.NODEPOOL_OPENSTACK_POLL_INTERVAL = '0.05';
 
 test('builder uploads to Glance; the launcher boots from the upload', async () => {
-  const sshPort = await freePort();
-  const sim = await startSim({ sshPort });
-  const env = testEnv();
-  const imagesDir = join(env.dir, 'images');
-  mkdirSync(imagesDir);
-  const config = env.write('nodepool.yaml', openstackConfig(env, sim, sshPort, {
-    top: `images-dir: ${imagesDir}\nbuild-log-dir: ${join(env.dir, 'logs')}\n`,
+  const { sim, env, imagesDir, config } = await builderSetup({
     diskimageMeta: '        meta:\n          distro: ubuntu\n          team: infra',
-  }));
+  });
   process.env.OS_CLIENT_CONFIG_FILE = join(env.dir, 'clouds.yaml');
   process.env.NODEPOOL_STATE_DIR = env.dir;
   const zk = await connectZk(env);

@@ -1,13 +1,13 @@
 // Shared by the OpenStack end-to-end suites: a simulator with a loopback network (reachable
 // addresses, so host keys are really scanned), a nodepool.yaml for it, and Zuul-like request
 // helpers against the real ZooKeeper.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { newNodeRequest, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { OpenStackSim, simCloudsYaml, type SimOptions } from '../openstack-sim/index.js';
-import { waitFor, type TestEnv } from '../helpers/harness.js';
+import { testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
 
 export const CIRROS = 'cirros-0.6.2-x86_64-disk';
 
@@ -149,4 +149,23 @@ export async function release(zk: ZooKeeper, req: NodeRequest): Promise<Node[]> 
   }
   await zk.deleteNodeRequest(req.id ?? '');
   return nodes;
+}
+
+/**
+ * A simulator and a nodepool.yaml for the builder: an images dir and a build log dir in a fresh
+ * test env (the builder tests' common start).
+ */
+export async function builderSetup(over: ConfigOverrides = {}): Promise<{
+  sshPort: number; sim: OpenStackSim; env: TestEnv; imagesDir: string; config: string;
+}> {
+  const sshPort = await freePort();
+  const sim = await startSim({ sshPort });
+  const env = testEnv();
+  const imagesDir = join(env.dir, 'images');
+  mkdirSync(imagesDir);
+  const config = env.write('nodepool.yaml', openstackConfig(env, sim, sshPort, {
+    top: `images-dir: ${imagesDir}\nbuild-log-dir: ${join(env.dir, 'logs')}\n`,
+    ...over,
+  }));
+  return { sshPort, sim, env, imagesDir, config };
 }

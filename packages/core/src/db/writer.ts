@@ -226,6 +226,15 @@ function num(v: unknown): number | null {
   return typeof v === 'number' ? v : null;
 }
 
+/** A copy of a batch row with its state, deleted and updated columns (at those indexes) set. */
+function markedRemoved(prev: Row, [state, deleted, updated]: readonly [number, number, number], to: Value, at: number): Row {
+  const row = prev.slice();
+  row[state] = to;
+  row[deleted] = at;
+  row[updated] = at;
+  return row;
+}
+
 function addNode(b: BatchRows, e: NodeEvent): void {
   const n = e.node;
   if (e.transition) {
@@ -234,11 +243,7 @@ function addNode(b: BatchRows, e: NodeEvent): void {
   const prev = b.nodes.get(n.id);
   if (e.removed && prev !== undefined) {
     // removed after an earlier change in this batch: that row, marked deleted
-    const row = prev.slice();
-    row[N_STATE] = n.state;
-    row[N_DELETED] = e.at;
-    row[N_UPDATED] = e.at;
-    b.nodes.set(n.id, row);
+    b.nodes.set(n.id, markedRemoved(prev, [N_STATE, N_DELETED, N_UPDATED], n.state, e.at));
     return;
   }
   if (e.removed) b.nodesRemoved.add(n.id);
@@ -260,11 +265,7 @@ function addRequest(b: BatchRows, e: RequestEvent): void {
   if (e.transition) b.requestEvents.push([e.uid, r.id, e.from, e.to, e.at, r.state_time, e.launcher, e.reason]);
   const prev = b.requests.get(r.id);
   if (e.removed && prev !== undefined) {
-    const row = prev.slice();
-    row[R_STATE] = r.state;
-    row[R_DELETED] = e.at;
-    row[R_UPDATED] = e.at;
-    b.requests.set(r.id, row);
+    b.requests.set(r.id, markedRemoved(prev, [R_STATE, R_DELETED, R_UPDATED], r.state, e.at));
     return;
   }
   if (e.removed) b.requestsRemoved.add(r.id);
