@@ -333,9 +333,13 @@ export class NodeRequestHandler {
     const nodes = this.held.map((h) => h.node);
     const unwritten = this.held.filter((h) => h.unwritten).map((h) => h.node);
     this.guard();
-    if (!(await w.zk.storeAndRelease(unwritten, [req], [...nodes, req]))) return false;
-    for (const n of unwritten) w.ctx.recordNode(n, w.id, `allocated to ${this.id}`);
-    w.ctx.recordRequest(req, w.id, `fulfilled in ${Date.now() - this.startedAt} ms`);
+    // Recorded in the reply's own turn: Zuul may delete the request at once, and its removal,
+    // seen through the watch, must follow the fulfilment in the history.
+    const record = (): void => {
+      for (const n of unwritten) w.ctx.recordNode(n, w.id, `allocated to ${this.id}`);
+      w.ctx.recordRequest(req, w.id, `fulfilled in ${Date.now() - this.startedAt} ms`);
+    };
+    if (!(await w.zk.storeAndRelease(unwritten, [req], [...nodes, req], record))) return false;
     this.log.info(`Fulfilled node request ${this.id}`);
     this.held = [];
     this.state = 'done';

@@ -489,9 +489,11 @@ export class ZkSession extends EventEmitter {
   /**
    * Several writes applied atomically (ZooKeeper's multi): all or none. Resolves with each op's
    * result (the created path for a create, the new Stat for a set); rejects with the first
-   * failing op's error (ZkError ENONODE, ENODEEXISTS, ENOTEMPTY, EBADVERSION ...).
+   * failing op's error (ZkError ENONODE, ENODEEXISTS, ENOTEMPTY, EBADVERSION ...). `onApplied`
+   * runs as soon as the reply says it was applied, before anything the server sent after it
+   * (such as a notification of another client's next change) is handled.
    */
-  multi(ops: readonly MultiOp[]): Promise<MultiResult[]> {
+  multi(ops: readonly MultiOp[], onApplied?: () => void): Promise<MultiResult[]> {
     const first = ops[0]?.path ?? '/';
     return this.run<MultiResult[]>('multi', first, (c, done) => {
       const t = c.transaction();
@@ -503,6 +505,8 @@ export class ZkSession extends EventEmitter {
       }
       t.commit((err: unknown, results?: Array<{ path?: string; stat?: Stat }>) => {
         if (err) return done(err);
+        // (called in the reply's own turn, before any later reply or notification is handled)
+        onApplied?.();
         done(null, (results ?? []).map((r) => ({ path: r.path ?? null, stat: r.stat ?? null })));
       });
     });

@@ -113,8 +113,11 @@ export class ZooKeeper extends ZkSession {
    * when nothing was written (a lock not held in this session, a znode gone, another failure: the
    * locks are still held). A reply lost with the connection is resolved by looking for one of the
    * released contenders once connected again (the multi deletes them); a lost session throws.
+   * `onApplied` runs once it is known to be applied: in the reply's own turn when it arrives, so
+   * an observer hears of it before any change another client makes next (see multi).
    */
-  async storeAndRelease(nodes: readonly Node[], requests: readonly NodeRequest[], release: ReadonlyArray<Node | NodeRequest>): Promise<boolean> {
+  async storeAndRelease(nodes: readonly Node[], requests: readonly NodeRequest[], release: ReadonlyArray<Node | NodeRequest>,
+    onApplied?: () => void): Promise<boolean> {
     const locks: Array<{ obj: object; lock: Lock; path: string }> = [];
     for (const obj of release) {
       const lock = this.objectLocks.get(obj);
@@ -136,13 +139,14 @@ export class ZooKeeper extends ZkSession {
     const gen = this.sessionGeneration;
     let applied: boolean;
     try {
-      await this.multi(ops);
+      await this.multi(ops, onApplied);
       applied = true;
     } catch (err) {
       if (!isRetryable(err)) return false;
       const probe = locks[0]?.path;
       if (probe === undefined || !(await this.waitConnected(this.sessionTimeout)) || this.sessionGeneration !== gen) throw err;
       applied = !(await this.exists(probe));
+      if (applied) onApplied?.();
     }
     if (!applied) return false;
     for (const l of locks) {
