@@ -287,11 +287,19 @@ export class PoolWorker {
    * same session) while `stillOurs()`, checked in the tick each write is issued, allows it.
    */
   async storeRequest(req: NodeRequest, reason: string, stillOurs: () => boolean = () => true): Promise<void> {
+    // Recorded in the write's reply turn: Zuul may delete a fulfilled request at once, and its
+    // removal, seen through the watch (perhaps in the same read), must follow in the history.
+    let recorded = false;
+    const record = (): void => {
+      if (recorded) return;
+      recorded = true;
+      this.ctx.recordRequest(req, this.id, reason);
+    };
     await retryConnectionLoss(this.zk, async () => {
       if (!stillOurs()) throw new LockError(`lost the lock of node request ${req.id ?? ''}`);
-      await this.zk.storeNodeRequest(req);
+      await this.zk.storeNodeRequest(req, record);
     }, stillOurs);
-    this.ctx.recordRequest(req, this.id, reason);
+    record();
   }
 
   /**

@@ -593,9 +593,16 @@ export class ZkSession extends EventEmitter {
     return r === null ? null : r.data;
   }
 
-  /** Overwrite data; throws ZkError ENONODE if the znode does not exist. */
-  setData(path: string, data: Buffer, version = -1): Promise<Stat> {
-    return this.run<Stat>('set', path, (c, done) => c.setData(path, data, version, done));
+  /**
+   * Overwrite data; throws ZkError ENONODE if the znode does not exist. `onApplied` runs as soon as
+   * the reply arrives, before any later reply or notification is handled.
+   */
+  setData(path: string, data: Buffer, version = -1, onApplied?: () => void): Promise<Stat> {
+    return this.run<Stat>('set', path, (c, done) => c.setData(path, data, version, (err: unknown, stat?: Stat) => {
+      // (in the reply's own turn, before anything the server sent after it is handled)
+      if (!err) onApplied?.();
+      done(err, stat);
+    }));
   }
 
   /** Stat or null; with a watcher, also watches for creation when absent (like kazoo exists). */

@@ -50,10 +50,10 @@ export class ZooKeeper extends ZkSession {
   }
 
   /** Rewrite an existing request (all keys, unknown ones preserved). */
-  async storeNodeRequest(req: NodeRequest): Promise<void> {
+  async storeNodeRequest(req: NodeRequest, onApplied?: () => void): Promise<void> {
     if (req.id === null) throw new ZkError('ENONODE', 'Attempt to update a request that has no id', {});
     try {
-      await this.setData(paths.request(req.id), requestToData(req));
+      await this.setData(paths.request(req.id), requestToData(req), -1, onApplied);
     } catch (err) {
       if (isNoNode(err)) throw new ZkError('ENONODE', `Attempt to update non-existing request ${req.id}`, { id: req.id });
       throw err;
