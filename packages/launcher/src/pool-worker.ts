@@ -43,7 +43,7 @@ export class PoolWorker {
    * the request's next version (our own final write, or its deletion) that copy still says
    * `requested`, and taking it again would only cost a lock, a read and an unlock.
    */
-  private finished = new Map<string, { seen: Readonly<NodeRequest> | undefined; at: number }>();
+  private finished = new Map<string, { seen: Readonly<NodeRequest>; at: number }>();
   /** READY nodes a handler of this worker is claiming right now: not offered to another plan */
   readonly claiming = new Set<string>();
   private planChain: Promise<void> = Promise.resolve();
@@ -190,7 +190,11 @@ export class PoolWorker {
     }
     const requests = this.ctx.requestCache.all().sort(compareRequests);
     const stale = Date.now() - FINISHED_MEMORY_MS;
-    for (const [id, f] of this.finished) if (f.at < stale) this.finished.delete(id);
+    // oldest first (entries are only appended): stop at the first one still fresh
+    for (const [id, f] of this.finished) {
+      if (f.at >= stale) break;
+      this.finished.delete(id);
+    }
     for (const cached of requests) {
       if (this.stopped || this.paused.length > 0) return;
       if (this.concurrencyReached()) return;
@@ -271,7 +275,10 @@ export class PoolWorker {
 
   handlerDone(h: NodeRequestHandler): void {
     this.handlers.delete(h.id);
-    this.finished.set(h.id, { seen: this.ctx.requestCache.get(h.id), at: Date.now() });
+    // a request already gone from the cache (Zuul deleted it at once) has nothing stale to skip
+    const seen = this.ctx.requestCache.get(h.id);
+    this.finished.delete(h.id); // re-appended: the map stays ordered by time
+    if (seen !== undefined) this.finished.set(h.id, { seen, at: Date.now() });
     this.paused = this.paused.filter((p) => p !== h);
     this.schedule();
   }
