@@ -58,21 +58,15 @@ export function textWidth(text: string): number {
   return w;
 }
 
-/** A cell's text lines, each line's width and the widest. */
+/** A cell of several text lines: each line and its width. */
 interface Block {
   lines: string[];
   lineWidths: number[];
-  width: number;
 }
 
 function block(text: string): Block {
-  if (!text.includes('\n')) {
-    const w = textWidth(text);
-    return { lines: [text], lineWidths: [w], width: w };
-  }
   const lines = text.split('\n');
-  const lineWidths = lines.map(textWidth);
-  return { lines, lineWidths, width: Math.max(...lineWidths) };
+  return { lines, lineWidths: lines.map(textWidth) };
 }
 
 /** `text` (of display width `has`) padded with spaces to `width`. */
@@ -83,35 +77,70 @@ function pad(text: string, has: number, width: number): string {
 /**
  * Render a table. `rows` must have one cell per column. A cell containing newlines spans several
  * text lines, as in PrettyTable. No trailing newline.
+ *
+ * Written for 10,000-row listings: each cell's text and width are kept in two flat arrays (one
+ * entry per cell, row after row) and only a cell of several lines gets an object of its own.
  */
 export function formatTable(columns: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  return render(columns, rows.length, (r, i) => (rows[r] as readonly Cell[])[i]);
+}
+
+/** formatTable of `count` rows whose cells `cellAt(row, column)` gives. */
+function render(columns: readonly string[], count: number, cellAt: (row: number, col: number) => Cell): string {
   if (columns.length === 0) return '++\n||\n++\n++'; // what PrettyTable prints without fields
-  const header = columns.map(block);
-  const body = rows.map((row) => columns.map((_, i) => block(cellText(row[i]))));
-  const widths = header.map((h) => h.width);
-  for (const r of body) {
-    for (let i = 0; i < widths.length; i++) {
-      const w = r[i]?.width ?? 0;
-      if (w > (widths[i] ?? 0)) widths[i] = w;
+  const n = columns.length;
+  const cells = (count + 1) * n;
+  const texts = new Array<string>(cells);
+  const cellWidths = new Array<number>(cells);
+  /** cells of several lines, by index in texts */
+  const blocks = new Map<number, Block>();
+  const widths = new Array<number>(n).fill(0);
+  const put = (k: number, text: string, col: number): void => {
+    texts[k] = text;
+    let w: number;
+    if (text.includes('\n')) {
+      const b = block(text);
+      blocks.set(k, b);
+      w = Math.max(...b.lineWidths);
+    } else {
+      w = textWidth(text);
     }
+    cellWidths[k] = w;
+    if (w > (widths[col] ?? 0)) widths[col] = w;
+  };
+  for (let i = 0; i < n; i++) put(i, columns[i] ?? '', i);
+  for (let r = 0; r < count; r++) {
+    const base = (r + 1) * n;
+    for (let i = 0; i < n; i++) put(base + i, cellText(cellAt(r, i)), i);
   }
   const rule = '+' + widths.map((w) => '-'.repeat(w + 2)).join('+') + '+';
   const out: string[] = [rule];
-  const emit = (cells: Block[]) => {
+  const emit = (base: number): void => {
     let height = 1;
-    for (const c of cells) if (c.lines.length > height) height = c.lines.length;
+    for (let i = 0; i < n; i++) {
+      const b = blocks.size === 0 ? undefined : blocks.get(base + i);
+      if (b !== undefined && b.lines.length > height) height = b.lines.length;
+    }
+    if (height === 1) {
+      let line = '|';
+      for (let i = 0; i < n; i++) line += ' ' + pad(texts[base + i] ?? '', cellWidths[base + i] ?? 0, widths[i] ?? 0) + ' |';
+      out.push(line);
+      return;
+    }
     for (let l = 0; l < height; l++) {
       let line = '|';
-      for (let i = 0; i < widths.length; i++) {
-        const c = cells[i];
-        line += ' ' + pad(c?.lines[l] ?? '', c?.lineWidths[l] ?? 0, widths[i] ?? 0) + ' |';
+      for (let i = 0; i < n; i++) {
+        const b = blocks.get(base + i);
+        const text = b !== undefined ? b.lines[l] ?? '' : l === 0 ? texts[base + i] ?? '' : '';
+        const has = b !== undefined ? b.lineWidths[l] ?? 0 : l === 0 ? cellWidths[base + i] ?? 0 : 0;
+        line += ' ' + pad(text, has, widths[i] ?? 0) + ' |';
       }
       out.push(line);
     }
   };
-  emit(header);
+  emit(0);
   out.push(rule);
-  for (const r of body) emit(r);
+  for (let r = 0; r < count; r++) emit((r + 1) * n);
   out.push(rule);
   return out.join('\n');
 }
@@ -132,5 +161,6 @@ export function formatObjects<K extends string>(
   fields?: readonly string[] | null,
 ): string {
   const shown = fields && fields.length > 0 ? columns.filter((c) => fields.includes(c.key)) : columns;
-  return formatTable(shown.map((c) => c.title), objects.map((o) => shown.map((c) => o[c.key])));
+  const keys = shown.map((c) => c.key);
+  return render(shown.map((c) => c.title), objects.length, (r, i) => (objects[r] as Readonly<Record<K, Cell>>)[keys[i] as K]);
 }

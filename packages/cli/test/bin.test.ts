@@ -56,6 +56,20 @@ describe('bin/nodepool.js', { skip: BUILT ? false : 'packages/cli/dist not built
     assert.ok(r.ms < 8000, `took ${r.ms} ms`);
   });
 
+  test('a reader that stops early (`nodepool list | head -1`) ends the listing quietly', async () => {
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [BIN, '-c', fx.configFile, 'list', '--detail'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      // the read end closed before the table is written: the write fails with EPIPE
+      child.stdout.destroy();
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(r.stderr, '');
+    assert.equal(r.code, 0);
+  });
+
   test('erase reads its answer from stdin', async () => {
     const r = await run(['-c', fx.configFile, 'erase', 'other-provider'], 'n\n');
     assert.equal(r.code, 0, r.stderr);
