@@ -3,6 +3,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import knexPkg from 'knex';
+import mysql2 from 'mysql2';
 import type { Knex } from 'knex';
 import { getLogger } from '../log/index.js';
 import { DatabaseError, SchemaTooNewError } from './errors.js';
@@ -54,6 +55,12 @@ export interface KnexHandle {
   cutConnections(reason: string): void;
 }
 
+/** mysql2's own formatting (its default), skipped for a query without values. */
+function formatQuery(this: { config: { timezone?: string } }, sql: string, values: unknown): string {
+  if (values === undefined || values === null || (Array.isArray(values) && values.length === 0)) return sql;
+  return mysql2.format(sql, values as Parameters<typeof mysql2.format>[1], false, this.config.timezone);
+}
+
 export function makeKnex(target: DatabaseTarget, opts: KnexOptions = {}): KnexHandle {
   const log = getLogger('nodepool.Database');
   const knexLog = {
@@ -103,6 +110,10 @@ export function makeKnex(target: DatabaseTarget, opts: KnexOptions = {}): KnexHa
     charset: 'utf8mb4',
     enableKeepAlive: true,
     keepAliveInitialDelay: 10_000,
+    // mysql2 formats every query, even one without values: a scan of the whole text for
+    // placeholders, which for the recorder's batch statements (hundreds of kilobytes, values
+    // already escaped) was a quarter of what recording cost the launcher
+    queryFormat: formatQuery,
   };
   if (target.password !== null) connection.password = target.password;
   if (target.socketPath !== null) connection.socketPath = target.socketPath;

@@ -165,9 +165,14 @@ export function snapshotNode(n: Node, id: string): NodeSnapshot {
 
 /** `<priority>-<sequence>` → priority; null for ids of another shape. */
 export function requestPriority(id: string): number | null {
-  const m = /^(\d+)-/.exec(id);
-  if (m?.[1] === undefined) return null;
-  const p = Number(m[1]);
+  const dash = id.indexOf('-');
+  if (dash <= 0) return null;
+  let p = 0;
+  for (let i = 0; i < dash; i++) {
+    const d = id.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return null;
+    p = p * 10 + d;
+  }
   return p <= 2_147_483_647 ? p : null; // an INT column
 }
 

@@ -46,7 +46,7 @@ export interface RecorderOptions {
   /** longest wait before queued events are written (ms, default 500): under a steady load, one
    * transaction per interval; flush() and a full batch do not wait */
   flushIntervalMs?: number;
-  /** events per transaction; a full batch is written at once (default 500) */
+  /** events per transaction at most; a full batch is written at once (default 5,000) */
   batchSize?: number;
   /** events kept in memory before spilling to disk (default 50,000) */
   maxQueue?: number;
@@ -214,7 +214,7 @@ export class Recorder {
       retentionDays: opts.retentionDays ?? null,
       launcher: opts.launcher ?? null,
       flushIntervalMs: opts.flushIntervalMs ?? 500,
-      batchSize: Math.max(1, opts.batchSize ?? 500),
+      batchSize: Math.max(1, opts.batchSize ?? 5000),
       maxQueue: Math.max(1, opts.maxQueue ?? 50_000),
       maxSpillBytes: Math.max(0, opts.maxSpillBytes ?? 512 * 1024 * 1024),
       maxBackoffMs: opts.maxBackoffMs ?? 30_000,

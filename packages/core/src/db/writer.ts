@@ -4,8 +4,9 @@
 //
 // This runs in the launcher for every batch, so the statements are written here directly, one
 // multi-row INSERT per table, rather than through knex's query builder (which cost the launcher
-// tens of microseconds per event): MySQL gets the values escaped by mysql2's own escaper (what
-// its placeholders do), SQLite gets bound parameters.
+// tens of microseconds per event): MySQL gets the values escaped as mysql2's own escaper does
+// (what its placeholders do) and the statements go straight to a pooled mysql2 connection;
+// SQLite gets bound parameters through knex.
 import type { Knex } from 'knex';
 import mysql2 from 'mysql2';
 import type {
@@ -175,32 +176,93 @@ function statements(engine: Engine, t: Table): Statements {
 }
 
 const escape = mysql2.escape as (v: Value) => string;
+/** what mysql2's escaper would change in a string */
+const NEEDS_ESCAPE = /[\0\b\t\n\r\x1a"'\\]/;
 
-async function insertRows(trx: Knex.Transaction, engine: Engine, t: Table, rows: readonly Row[]): Promise<void> {
+/**
+ * One value as MySQL text, exactly as mysql2's escaper writes it; the common cases (null,
+ * numbers, plain ids and states) without its type dispatch, which was the launcher's largest
+ * cost of recording.
+ */
+export function sqlValue(v: Value): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'number') return String(v);
+  return NEEDS_ESCAPE.test(v) ? escape(v) : `'${v}'`;
+}
+
+/** The INSERT statements of a table's rows for MySQL, values escaped inline (no bindings). */
+function mysqlStatements(t: Table, rows: readonly Row[], out: string[]): void {
   if (rows.length === 0) return;
-  const { head, tail } = statements(engine, t);
+  const { head, tail } = statements('mysql', t);
+  // joined, not concatenated: a statement built with += is a rope of thousands of pieces that
+  // the socket write then flattens (slower than the escaping itself)
+  const tuples: string[] = [];
+  const values: string[] = [];
   for (let i = 0; i < rows.length; i += CHUNK) {
     const end = Math.min(rows.length, i + CHUNK);
-    if (engine === 'mysql') {
-      // escaped inline: knex and mysql2 then pass the text through (no bindings to substitute)
-      let sql = head;
-      for (let r = i; r < end; r++) {
-        const row = rows[r] as Row;
-        let tuple = r === i ? '(' : ', (';
-        for (let c = 0; c < row.length; c++) tuple += (c === 0 ? '' : ', ') + escape(row[c] ?? null);
-        sql += tuple + ')';
-      }
-      await trx.raw(sql + tail);
-    } else {
-      const tuple = `(${t.cols.map(() => '?').join(', ')})`;
-      const bindings: Value[] = [];
-      const tuples: string[] = [];
-      for (let r = i; r < end; r++) {
-        tuples.push(tuple);
-        for (const v of rows[r] as Row) bindings.push(v ?? null);
-      }
-      await trx.raw(head + tuples.join(', ') + tail, bindings);
+    tuples.length = 0;
+    for (let r = i; r < end; r++) {
+      const row = rows[r] as Row;
+      values.length = row.length;
+      for (let c = 0; c < row.length; c++) values[c] = sqlValue(row[c] ?? null);
+      tuples.push(`(${values.join(', ')})`);
     }
+    out.push(head + tuples.join(', ') + tail);
+  }
+}
+
+async function insertSqlite(trx: Knex.Transaction, t: Table, rows: readonly Row[]): Promise<void> {
+  if (rows.length === 0) return;
+  const { head, tail } = statements('sqlite', t);
+  const tuple = `(${t.cols.map(() => '?').join(', ')})`;
+  for (let i = 0; i < rows.length; i += CHUNK) {
+    const end = Math.min(rows.length, i + CHUNK);
+    const bindings: Value[] = [];
+    const tuples: string[] = [];
+    for (let r = i; r < end; r++) {
+      tuples.push(tuple);
+      for (const v of rows[r] as Row) bindings.push(v ?? null);
+    }
+    await trx.raw(head + tuples.join(', ') + tail, bindings);
+  }
+}
+
+/** The raw mysql2 connection of knex's pool, as far as the writer uses it. */
+interface MysqlConnection {
+  query(sql: string, cb: (err: Error | null) => void): unknown;
+}
+
+/** knex's client: its pool, for a raw connection (knex's own transactions use the same calls). */
+interface PoolClient {
+  acquireConnection(): Promise<MysqlConnection>;
+  releaseConnection(conn: MysqlConnection): Promise<unknown>;
+}
+
+function query(conn: MysqlConnection, sql: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    conn.query(sql, (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/**
+ * Run statements in one transaction on a pooled connection, straight through mysql2: knex's
+ * raw() and mysql2's formatting each scan a statement for placeholders, and a batch's
+ * statements are hundreds of kilobytes of values already escaped.
+ */
+async function mysqlTransaction(knex: Knex, sqls: readonly string[]): Promise<void> {
+  const client = knex.client as PoolClient;
+  const conn = await client.acquireConnection();
+  try {
+    await query(conn, 'START TRANSACTION');
+    try {
+      for (const sql of sqls) await query(conn, sql);
+      await query(conn, 'COMMIT');
+    } catch (err) {
+      await query(conn, 'ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  } finally {
+    await client.releaseConnection(conn);
   }
 }
 
@@ -331,18 +393,21 @@ export async function writeBatch(knex: Knex, engine: Engine, events: readonly Re
       case 'upload': addUpload(b, e); break;
     }
   }
+  const [nodes, nodesRemoved] = split(b.nodes, b.nodesRemoved);
+  const [requests, requestsRemoved] = split(b.requests, b.requestsRemoved);
+  const plan: [Table, readonly Row[]][] = [
+    [NODE_EVENTS, b.nodeEvents], [REQUEST_EVENTS, b.requestEvents], [ATTEMPTS, b.attempts],
+    [NODES, nodes], [NODES_REMOVED, nodesRemoved], [REQUESTS, requests], [REQUESTS_REMOVED, requestsRemoved],
+    [BUILDS, [...b.builds.values()]], [UPLOADS, [...b.uploads.values()]],
+  ];
+  if (engine === 'mysql') {
+    const sqls: string[] = [];
+    for (const [t, rows] of plan) mysqlStatements(t, rows, sqls);
+    await mysqlTransaction(knex, sqls);
+    return;
+  }
   await knex.transaction(async (trx) => {
-    await insertRows(trx, engine, NODE_EVENTS, b.nodeEvents);
-    await insertRows(trx, engine, REQUEST_EVENTS, b.requestEvents);
-    await insertRows(trx, engine, ATTEMPTS, b.attempts);
-    const [nodes, nodesRemoved] = split(b.nodes, b.nodesRemoved);
-    await insertRows(trx, engine, NODES, nodes);
-    await insertRows(trx, engine, NODES_REMOVED, nodesRemoved);
-    const [requests, requestsRemoved] = split(b.requests, b.requestsRemoved);
-    await insertRows(trx, engine, REQUESTS, requests);
-    await insertRows(trx, engine, REQUESTS_REMOVED, requestsRemoved);
-    await insertRows(trx, engine, BUILDS, [...b.builds.values()]);
-    await insertRows(trx, engine, UPLOADS, [...b.uploads.values()]);
+    for (const [t, rows] of plan) await insertSqlite(trx, t, rows);
   });
 }
 
