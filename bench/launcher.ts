@@ -44,7 +44,8 @@ const { values: opts } = parseArgs({
     db: { type: 'string', default: 'sqlite' },
     // compare: rounds of off and mariadb in alternating order (off, mariadb, mariadb, off, ...),
     // so that neither the ZooKeeper server's warm-up nor a change of load favours one mode
-    rounds: { type: 'string', default: '2' },
+    // (default 2); another mode: runs of it one after the other, in `runs` (default 1)
+    rounds: { type: 'string' },
     'skip-list': { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
   },
@@ -164,8 +165,8 @@ try {
     const off: [string, boolean, string] = ['off', false, ''];
     const rec: [string, boolean, string] = ['mariadb', true, `dburi: '${mariadbUri}'`];
     const runs: [string, boolean, string][] = mode === 'compare'
-      ? Array.from({ length: Math.max(1, Number(opts.rounds)) }, (_, i) => (i % 2 === 0 ? [off, rec] : [rec, off])).flat()
-      : [[mode, mode !== 'off', mode === 'mariadb' ? `dburi: '${mariadbUri}'` : '']];
+      ? Array.from({ length: Math.max(1, Number(opts.rounds ?? 2)) }, (_, i) => (i % 2 === 0 ? [off, rec] : [rec, off])).flat()
+      : Array.from({ length: Math.max(1, Number(opts.rounds ?? 1)) }, () => [mode, mode !== 'off', mode === 'mariadb' ? `dburi: '${mariadbUri}'` : '']);
     const byMode: Record<string, Record<string, unknown>[]> = {};
     let first = true;
     for (const [name, history, extra] of runs) {
@@ -212,7 +213,9 @@ try {
         mariadb: Math.round(cpu('mariadb', 'mariadb') * 100) / 100,
       };
     } else {
-      Object.assign(result, byMode[mode]?.[0]);
+      const all = byMode[mode] ?? [];
+      if (all.length === 1) Object.assign(result, all[0]);
+      else result.runs = all;
     }
     if (mariadbUri) spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'stop', join(work, 'mariadb')]);
   }

@@ -57,6 +57,20 @@ test('floats are written like Python reprs them', () => {
   assert.match(nodeToJson(n), /"state_time": 1000\.0, .*"created_time": 1000\.0,/);
 });
 
+test("random floats of every magnitude are written as Python's repr writes them", async () => {
+  const values: number[] = [];
+  for (let k = -9; k <= 20; k++) {
+    for (let i = 0; i < 40; i++) {
+      const v = (Math.random() + 0.001) * 10 ** k * (i % 2 === 0 ? 1 : -1);
+      if (!Number.isInteger(v)) values.push(v); // (an integral value would reach Python as an int)
+    }
+  }
+  values.push(1e-4, 9.999999999999999e-5, 123456789.5);
+  const expected = await pyDumps(values);
+  assert.deepEqual(values.map((v) => pyFloatRepr(v)), expected);
+  for (const v of [1, 1000, -42, 1e15, 9999999999999998]) assert.equal(pyFloatRepr(v), `${v}.0`);
+});
+
 test('json.loads of what we write equals the objects (non-ASCII, unknown keys)', async () => {
   const node = newNode({
     state: 'hold', state_time: 1555531538.2, provider: 'rax', type: ['ubuntu-bionic', 'small'],

@@ -154,9 +154,34 @@ export function compareRequests(
   a: Pick<NodeRequest, 'id' | 'relative_priority'>,
   b: Pick<NodeRequest, 'id' | 'relative_priority'>,
 ): number {
-  const [ap = '', as = ''] = (a.id ?? '').split('-', 2);
-  const [bp = '', bs = ''] = (b.id ?? '').split('-', 2);
-  if (ap !== bp) return ap < bp ? -1 : 1;
+  // (compared in place: a pass sorts every cached request, and splitting the ids allocated)
+  const ai = a.id ?? '';
+  const bi = b.id ?? '';
+  const ad = dashOr(ai, 0, ai.length);
+  const bd = dashOr(bi, 0, bi.length);
+  const byPriority = compareRange(ai, 0, ad, bi, 0, bd);
+  if (byPriority !== 0) return byPriority;
   if (a.relative_priority !== b.relative_priority) return a.relative_priority - b.relative_priority;
-  return as < bs ? -1 : as > bs ? 1 : 0;
+  // the sequence: up to the next '-' (what split('-', 2) keeps), empty without a first '-'
+  const as = ad < ai.length ? ad + 1 : ad;
+  const bs = bd < bi.length ? bd + 1 : bd;
+  return compareRange(ai, as, dashOr(ai, as, ai.length), bi, bs, dashOr(bi, bs, bi.length));
+}
+
+/** Index of the first '-' in s at or after `from`, else `end`. */
+function dashOr(s: string, from: number, end: number): number {
+  const i = s.indexOf('-', from);
+  return i < 0 ? end : i;
+}
+
+/** s.slice(as, ae) compared with t.slice(ts, te) as JavaScript compares strings, without slicing. */
+function compareRange(s: string, as: number, ae: number, t: string, ts: number, te: number): number {
+  const ls = ae - as;
+  const lt = te - ts;
+  const n = Math.min(ls, lt);
+  for (let i = 0; i < n; i++) {
+    const d = s.charCodeAt(as + i) - t.charCodeAt(ts + i);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return ls === lt ? 0 : ls < lt ? -1 : 1;
 }

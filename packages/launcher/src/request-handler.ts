@@ -455,7 +455,8 @@ export class NodeRequestHandler {
 
   private async done(): Promise<void> {
     this.state = 'done';
-    await this.worker.zk.unlockNodeRequest(this.request).catch(() => undefined);
+    // (a request fulfilled in one multi released its lock there)
+    await this.worker.zk.unlockNodeRequest(this.request, { missingOk: true }).catch(() => undefined);
     this.worker.handlerDone(this);
   }
 }

@@ -134,3 +134,21 @@ test('requests sort by priority prefix, relative priority, then sequence', () =>
   assert.deepEqual(ids.sort(compareRequests).map((r) => r.id),
     ['100-0000000789', '100-0000000123', '100-0000000456', '400-0000000123', '500-0000000123']);
 });
+
+test('the request order is that of comparing the split ids, for ids of any shape', () => {
+  // the order as first written: split('-', 2), then string comparison
+  const reference = (a: { id: string | null; relative_priority: number }, b: { id: string | null; relative_priority: number }): number => {
+    const [ap = '', as = ''] = (a.id ?? '').split('-', 2);
+    const [bp = '', bs = ''] = (b.id ?? '').split('-', 2);
+    if (ap !== bp) return ap < bp ? -1 : 1;
+    if (a.relative_priority !== b.relative_priority) return a.relative_priority - b.relative_priority;
+    return as < bs ? -1 : as > bs ? 1 : 0;
+  };
+  const parts = ['', '-', '1', '10', '100', '200', '0000000001', '0000000010', 'a', 'é', '--'];
+  const ids: (string | null)[] = [null];
+  for (const p of parts) for (const q of parts) ids.push(p + q, `${p}-${q}`, `${p}-${q}-x`);
+  const reqs = ids.flatMap((id) => [-1, 0, 2].map((relative_priority) => ({ id, relative_priority })));
+  for (const a of reqs) {
+    for (const b of reqs) assert.equal(Math.sign(compareRequests(a, b)), Math.sign(reference(a, b)), `${a.id}/${a.relative_priority} vs ${b.id}/${b.relative_priority}`);
+  }
+});

@@ -17,6 +17,10 @@ export class PyFloat {
 
 /** Python's `repr(float)`: shortest round-trip digits, exponent form when decpt <= -4 or > 16. */
 export function pyFloatRepr(n: number): string {
+  // the common case (timestamps): both languages print the shortest round-trip digits in fixed
+  // notation between 1e-4 and 1e16, and Python adds `.0` to an integral float
+  const abs = Math.abs(n);
+  if (abs >= 1e-4 && abs < 1e16) return Number.isInteger(n) ? `${n}.0` : String(n);
   if (Number.isNaN(n)) return 'NaN';
   if (n === Infinity) return 'Infinity';
   if (n === -Infinity) return '-Infinity';

@@ -51,3 +51,14 @@ export function isNoNode(err: unknown): boolean {
 export function isNodeExists(err: unknown): boolean {
   return err instanceof ZkError && err.code === 'ENODEEXISTS';
 }
+
+/** `make()` with no stack trace captured for the errors it creates (see toZkError). */
+export function withoutStack<T>(make: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return make();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}

@@ -10,7 +10,7 @@ import zookeeper from 'node-zookeeper-client';
 import type { Client, Event as RawEvent, Exception as RawException, Stat } from 'node-zookeeper-client';
 import type { ZooKeeperServer } from '../config/types.js';
 import { getLogger, type Logger } from '../log/index.js';
-import { ZkConnectError, ZkError, isNoNode, isNodeExists, type ZkErrorCode } from './errors.js';
+import { ZkConnectError, ZkError, isNoNode, isNodeExists, withoutStack, type ZkErrorCode } from './errors.js';
 import { paths } from './paths.js';
 import { applyWirePatches } from './wire-patches.js';
 
@@ -148,12 +148,19 @@ const CODES = new Map<number, ZkErrorCode>([
   [zookeeper.Exception.SESSION_EXPIRED, 'ESESSIONEXPIRED'],
 ]);
 
+/**
+ * The library's error as ours. Made in a reply's callback, where a stack would only show the
+ * socket reader, so none is captured: NoNode and NodeExists are ordinary answers here (a node
+ * already deleted, a lock already taken), frequent enough that their stack traces were a
+ * visible part of the launcher's CPU.
+ */
 function toZkError(err: unknown, op: string, path: string): ZkError {
   if (err instanceof ZkError) return err;
   const code = rawCode(err);
   const name = err instanceof Error ? err.message : String(err);
-  if (code === null) return new ZkError('EBADPATH', `${op} ${path}: ${name}`, { op, path });
-  return new ZkError(CODES.get(code) ?? 'EZK', `${op} ${path}: ${name}`, { op, path, zkCode: code });
+  return withoutStack(() => (code === null
+    ? new ZkError('EBADPATH', `${op} ${path}: ${name}`, { op, path })
+    : new ZkError(CODES.get(code) ?? 'EZK', `${op} ${path}: ${name}`, { op, path, zkCode: code })));
 }
 
 /** Remove our listeners only: the library's own 'state' listener drives its events. */

@@ -11,7 +11,10 @@
 //   reading 10,000 nodes spent more time in that and the garbage collector than anywhere else.
 //   Each record class is replaced by one with the same fields, prototype chain and wire format
 //   whose fields come from the pooled allocator and whose reader walks a precomputed field list.
+// - errors: a reply's error (NoNode, NodeExists: ordinary answers) is made without a stack trace,
+//   which would only show the socket reader and cost more than handling the reply.
 import { createRequire } from 'node:module';
+import { withoutStack } from './errors.js';
 
 interface Socket {
   cork(): void;
@@ -54,6 +57,12 @@ export function applyWirePatches(): void {
   };
 
   fastRecords(req('node-zookeeper-client/lib/jute/index.js') as Jute);
+
+  const Exception = req('node-zookeeper-client/lib/Exception.js') as { create(code: number, path?: string): Error };
+  const create = Exception.create;
+  Exception.create = function createWithoutStack(code: number, path?: string): Error {
+    return withoutStack(() => create(code, path));
+  };
 
   const onData = proto.onSocketData;
   proto.onSocketData = function patchedOnData(this: { pendingBuffer: Buffer | null }, chunk: Buffer) {

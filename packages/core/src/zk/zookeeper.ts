@@ -100,8 +100,10 @@ export class ZooKeeper extends ZkSession {
     return true;
   }
 
-  async unlockNodeRequest(req: NodeRequest): Promise<void> {
+  /** Release the request's lock; `missingOk`: a request holding none (released by a multi) is no error. */
+  async unlockNodeRequest(req: NodeRequest, opts: { missingOk?: boolean } = {}): Promise<void> {
     const lock = this.objectLocks.get(req);
+    if (!lock && opts.missingOk === true) return;
     if (!lock) throw new LockError(`Request ${req.id ?? '(no id)'} does not hold a lock`, req.id === null ? null : paths.requestLock(req.id));
     this.objectLocks.delete(req);
     await lock.release();
