@@ -120,6 +120,36 @@ test('a leaked server (ours by metadata, no znode) is deleted by the cleanup wor
   await waitFor('artificial record removed', async () => (await zk.getNodes()).length === 0);
 });
 
+test('a deletion cut short by a graceful stop is logged as such, not as an error', async () => {
+  const { env, zk } = await envWithZk();
+  // a deleted server lingers 30 s: the deletion is still waiting for it when the launcher stops
+  const cfg = env.write('nodepool.yaml', fakeConfig(env, { providerExtra: '    faults:\n      delete-delay: 30' }));
+  const lines: { level: number; msg: string }[] = [];
+  class Capturing extends Launcher {
+    override logger(name: string): ReturnType<Launcher['logger']> {
+      const base = super.logger(name);
+      const keep = (level: number) => (obj: unknown, msg?: string) => {
+        lines.push({ level, msg: typeof obj === 'string' ? obj : msg ?? '' });
+      };
+      return Object.assign(Object.create(base) as object, { error: keep(50), info: keep(30) }) as ReturnType<Launcher['logger']>;
+    }
+  }
+  const l = new Capturing({ configFile: cfg, hostname: 'test', watchIntervalMs: 100 });
+  await l.start();
+  const req = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200'));
+  const id = req.nodes[0] ?? '';
+  const node = await zk.getNode(id);
+  assert.ok(node);
+  node.state = 'used';
+  await zk.storeNode(node);
+  await zk.deleteNodeRequest(req.id ?? '');
+  await waitFor('deletion under way', async () => (await zk.getNode(id))?.state === 'deleting');
+  await l.stop();
+  assert.deepEqual(lines.filter((x) => x.level >= 50 && x.msg.includes(id)), [], 'no error logged for the interrupted deletion');
+  assert.ok(lines.some((x) => x.msg === `Deletion of node ${id} interrupted by shutdown; it stays deleting`));
+  assert.equal((await zk.getNode(id))?.state, 'deleting');
+});
+
 test('max-ready-age and max-hold-age / hold_expiration delete old nodes', async () => {
   const { env, zk } = await envWithZk();
   const cfg = env.write('nodepool.yaml', fakeConfig(env, {

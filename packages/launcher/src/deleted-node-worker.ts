@@ -319,8 +319,13 @@ export async function deleteNodeAndServer(
     if (manager?.nodeDeleted) await manager.nodeDeleted(fresh);
     return true;
   } catch (err) {
-    log.error({ node: fresh.id, err: (err as Error).message },
-      `Exception deleting node ${fresh.id}; will retry: ${(err as Error).message}`);
+    if (signal?.aborted === true) {
+      // the launcher is stopping: the next one (or its cleanup) finishes the deletion
+      log.info({ node: fresh.id }, `Deletion of node ${fresh.id} interrupted by shutdown; it stays deleting`);
+    } else {
+      log.error({ node: fresh.id, err: (err as Error).message },
+        `Exception deleting node ${fresh.id}; will retry: ${(err as Error).message}`);
+    }
     await l.zk.unlockNode(lockedRef).catch(() => undefined);
     return false;
   }
