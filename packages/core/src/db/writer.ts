@@ -6,7 +6,7 @@
 // multi-row INSERT per table, rather than through knex's query builder (which cost the launcher
 // tens of microseconds per event): MySQL gets the values escaped as mysql2's own escaper does
 // (what its placeholders do) and the statements go straight to a pooled mysql2 connection;
-// SQLite gets bound parameters through knex.
+// SQLite gets compiled one-row statements with bound parameters on the pooled connection.
 import type { Knex } from 'knex';
 import mysql2 from 'mysql2';
 import type {
@@ -15,7 +15,7 @@ import type {
 
 export type Engine = 'mysql' | 'sqlite';
 
-/** rows per INSERT statement: SQLite allows 32766 bound parameters (300 x 28 columns is 8,400) */
+/** rows per MySQL INSERT statement (a statement of 300 node rows is about 100 KB) */
 const CHUNK = 300;
 
 type Value = string | number | null;
@@ -211,19 +211,51 @@ function mysqlStatements(t: Table, rows: readonly Row[], out: string[]): void {
   }
 }
 
-async function insertSqlite(trx: Knex.Transaction, t: Table, rows: readonly Row[]): Promise<void> {
-  if (rows.length === 0) return;
-  const { head, tail } = statements('sqlite', t);
-  const tuple = `(${t.cols.map(() => '?').join(', ')})`;
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    const end = Math.min(rows.length, i + CHUNK);
-    const bindings: Value[] = [];
-    const tuples: string[] = [];
-    for (let r = i; r < end; r++) {
-      tuples.push(tuple);
-      for (const v of rows[r] as Row) bindings.push(v ?? null);
-    }
-    await trx.raw(head + tuples.join(', ') + tail, bindings);
+/** The raw better-sqlite3 connection of knex's pool, as far as the writer uses it. */
+interface SqliteConnection {
+  prepare(sql: string): { run(...values: Value[]): unknown };
+  transaction(fn: () => void): () => void;
+}
+
+type SqliteInsert = ReturnType<SqliteConnection['prepare']>;
+
+/** One-row INSERT statements per connection and table, compiled once. */
+const sqliteStatements = new WeakMap<SqliteConnection, Map<string, SqliteInsert>>();
+
+function sqliteInsert(db: SqliteConnection, t: Table): SqliteInsert {
+  let byTable = sqliteStatements.get(db);
+  if (byTable === undefined) {
+    byTable = new Map();
+    sqliteStatements.set(db, byTable);
+  }
+  const key = `${t.name}\u0000${t.onRemoval === undefined ? '' : 'removal'}`;
+  let st = byTable.get(key);
+  if (st === undefined) {
+    const { head, tail } = statements('sqlite', t);
+    st = db.prepare(`${head}(${t.cols.map(() => '?').join(', ')})${tail}`);
+    byTable.set(key, st);
+  }
+  return st;
+}
+
+/**
+ * Run the batch in one transaction on the pooled better-sqlite3 connection, a compiled one-row
+ * statement per table run for each row: SQLite has no network round trip to save, and compiling
+ * a multi-row statement for every chunk (knex's raw() prepares each time) cost more than the rows.
+ */
+async function sqliteTransaction(knex: Knex, plan: readonly (readonly [Table, readonly Row[]])[]): Promise<void> {
+  const client = knex.client as PoolClient<SqliteConnection>;
+  const db = await client.acquireConnection();
+  try {
+    db.transaction(() => {
+      for (const [t, rows] of plan) {
+        if (rows.length === 0) continue;
+        const st = sqliteInsert(db, t);
+        for (const row of rows) st.run(...row);
+      }
+    })();
+  } finally {
+    await client.releaseConnection(db);
   }
 }
 
@@ -233,9 +265,9 @@ interface MysqlConnection {
 }
 
 /** knex's client: its pool, for a raw connection (knex's own transactions use the same calls). */
-interface PoolClient {
-  acquireConnection(): Promise<MysqlConnection>;
-  releaseConnection(conn: MysqlConnection): Promise<unknown>;
+interface PoolClient<C> {
+  acquireConnection(): Promise<C>;
+  releaseConnection(conn: C): Promise<unknown>;
 }
 
 function query(conn: MysqlConnection, sql: string): Promise<void> {
@@ -250,7 +282,7 @@ function query(conn: MysqlConnection, sql: string): Promise<void> {
  * statements are hundreds of kilobytes of values already escaped.
  */
 async function mysqlTransaction(knex: Knex, sqls: readonly string[]): Promise<void> {
-  const client = knex.client as PoolClient;
+  const client = knex.client as PoolClient<MysqlConnection>;
   const conn = await client.acquireConnection();
   try {
     await query(conn, 'START TRANSACTION');
@@ -406,9 +438,7 @@ export async function writeBatch(knex: Knex, engine: Engine, events: readonly Re
     await mysqlTransaction(knex, sqls);
     return;
   }
-  await knex.transaction(async (trx) => {
-    for (const [t, rows] of plan) await insertSqlite(trx, t, rows);
-  });
+  await sqliteTransaction(knex, plan);
 }
 
 /** Rows of `nodes` not marked deleted, as snapshots (for reconciliation). */
