@@ -14,7 +14,8 @@
 //   npm run bench -- --requests 2000 --concurrency 16
 //   npm run bench -- --db compare --skip-list   history off vs recorded in MariaDB, in alternating
 //                                               rounds: recording_overhead_pct (warm requests/s)
-//                                               and recording_cpu_ms_per_request (launcher + MariaDB)
+//                                               and recording_cpu_ms_per_request (launcher + MariaDB);
+//                                               --against sqlite: vs the embedded SQLite instead
 // Uses $NODEPOOL_TEST_ZK if set, else starts a private ZooKeeper with scripts/zk.sh.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +47,8 @@ const { values: opts } = parseArgs({
     // so that neither the ZooKeeper server's warm-up nor a change of load favours one mode
     // (default 2); another mode: runs of it one after the other, in `runs` (default 1)
     rounds: { type: 'string' },
+    // compare: the recorded mode compared with off (mariadb, or sqlite: the embedded default)
+    against: { type: 'string', default: 'mariadb' },
     'skip-list': { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
   },
@@ -156,14 +159,15 @@ try {
   if (!opts['list-only']) {
     const mode = opts.db ?? 'sqlite';
     let mariadbUri: string | null = null;
-    if (mode === 'mariadb' || mode === 'compare') {
+    const against = opts.against === 'sqlite' ? 'sqlite' : 'mariadb';
+    if (mode === 'mariadb' || (mode === 'compare' && against === 'mariadb')) {
       const r = spawnSync('bash', [join(root, 'scripts/mariadb.sh'), 'start', join(work, 'mariadb')], { encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`could not start MariaDB: ${r.stderr}`);
       mariadbUri = r.stdout.trim().split('\n').pop() ?? null;
       mariadbPid = Number(readFileSync(join(work, 'mariadb', 'mariadb.pid'), 'utf8').trim()) || null;
     }
     const off: [string, boolean, string] = ['off', false, ''];
-    const rec: [string, boolean, string] = ['mariadb', true, `dburi: '${mariadbUri}'`];
+    const rec: [string, boolean, string] = against === 'mariadb' ? ['mariadb', true, `dburi: '${mariadbUri}'`] : ['sqlite', true, ''];
     const runs: [string, boolean, string][] = mode === 'compare'
       ? Array.from({ length: Math.max(1, Number(opts.rounds ?? 2)) }, (_, i) => (i % 2 === 0 ? [off, rec] : [rec, off])).flat()
       : Array.from({ length: Math.max(1, Number(opts.rounds ?? 1)) }, () => [mode, mode !== 'off', mode === 'mariadb' ? `dburi: '${mariadbUri}'` : '']);
@@ -203,14 +207,14 @@ try {
       const pct = (a: number, b: number): number => Math.round((1 - a / b) * 1000) / 10;
       result.history = byMode;
       // warm requests/s, mean of the rounds; and per round (each pair of neighbouring runs)
-      result.recording_overhead_pct = pct(mean(warm('mariadb', (w) => w.requests_per_s)), mean(warm('off', (w) => w.requests_per_s)));
-      const on = warm('mariadb', (w) => w.requests_per_s);
+      result.recording_overhead_pct = pct(mean(warm(against, (w) => w.requests_per_s)), mean(warm('off', (w) => w.requests_per_s)));
+      const on = warm(against, (w) => w.requests_per_s);
       result.recording_overhead_pct_by_round = warm('off', (w) => w.requests_per_s).map((o, i) => pct(on[i] ?? NaN, o));
       // what recording costs in CPU per warm request: the launcher's extra time plus MariaDB's
       const cpu = (m: string, p: string): number => mean(warm(m, (w) => w.cpu_ms_per_request[p] ?? NaN));
       result.recording_cpu_ms_per_request = {
-        launcher: Math.round((cpu('mariadb', 'launcher') - cpu('off', 'launcher')) * 100) / 100,
-        mariadb: Math.round(cpu('mariadb', 'mariadb') * 100) / 100,
+        launcher: Math.round((cpu(against, 'launcher') - cpu('off', 'launcher')) * 100) / 100,
+        ...(against === 'mariadb' ? { mariadb: Math.round(cpu('mariadb', 'mariadb') * 100) / 100 } : {}),
       };
     } else {
       const all = byMode[mode] ?? [];
