@@ -2,7 +2,7 @@
 // launch attempts, builds/uploads, retention, and the query helpers the CLI uses.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   Recorder, SPILL_FILE, openDatabase, queryDeletedNodes, queryGaps, queryHistory, queryStats, percentile, type Database,
@@ -425,5 +425,34 @@ describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MY
       const d = tempDir();
       return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
     },
+  });
+
+  test('a recorder that stops closes its connections cleanly (no "Aborted connection" in the server log)', async () => {
+    if (server === null) throw new Error('MariaDB not started');
+    const db = await freshMysqlDatabase(server.uri);
+    const d = tempDir();
+    try {
+      const rec = new Recorder({ databaseUri: db.uri, stateDir: d.dir, flushIntervalMs: 20, log: captureLog().log });
+      await rec.start();
+      rec.nodeChanged(null, makeNode('0000000001', 'building'), L);
+      assert.equal(await rec.flush(), true);
+      await rec.stop();
+      const reader = await openDatabase(db.uri, d.dir);
+      let logFile: string;
+      try {
+        const rows = await reader.knex.raw('SELECT @@log_error AS f, @@datadir AS d');
+        const r = (rows as unknown as [{ f: string; d: string }[]])[0][0] as { f: string; d: string };
+        logFile = r.f.startsWith('/') ? r.f : join(r.d, r.f);
+      } finally {
+        await reader.close();
+      }
+      // the server writes the warning when it notices the dropped socket
+      await new Promise((res) => setTimeout(res, 300));
+      const aborted = readFileSync(logFile, 'utf8').split('\n').filter((l) => l.includes('Aborted connection') && l.includes(`'${db.name}'`));
+      assert.deepEqual(aborted, []);
+    } finally {
+      await db.drop();
+      d.remove();
+    }
   });
 });

@@ -147,6 +147,22 @@ export function makeKnex(target: DatabaseTarget, opts: KnexOptions = {}): KnexHa
   };
 }
 
+/**
+ * Close a pool: each connection says goodbye to the server (a cut socket is an "Aborted
+ * connection" warning in MariaDB's log); the sockets of those still open after `graceMs` (a
+ * query hung on a server that stopped answering) are cut.
+ */
+export async function closeKnex(handle: KnexHandle, reason: string, graceMs = 2_000): Promise<void> {
+  const timer = setTimeout(() => handle.cutConnections(reason), graceMs);
+  try {
+    await handle.knex.destroy();
+  } catch {
+    // closing anyway
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 function errCode(err: unknown): string | null {
   if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
   return null;
@@ -389,8 +405,7 @@ export class Database {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.handle.cutConnections('database closed');
-    await this.knex.destroy();
+    await closeKnex(this.handle, 'database closed');
   }
 }
 

@@ -15,7 +15,7 @@ import type { Knex } from 'knex';
 import { getLogger, type Logger } from '../log/index.js';
 import type { ImageBuild, ImageUpload, Node, NodeRequest, NodeState, RequestState } from '../model/types.js';
 import { sleep } from '../util/index.js';
-import { classifyError, isDataError, makeKnex, migrateToLatest, type KnexHandle } from './connection.js';
+import { classifyError, closeKnex, isDataError, makeKnex, migrateToLatest, type KnexHandle } from './connection.js';
 import { DatabaseError, SchemaTooNewError } from './errors.js';
 import {
   buildFields, clip, snapshotNode, snapshotRequest, uploadFields,
@@ -486,8 +486,7 @@ export class Recorder {
     const h = this.handle;
     this.handle = null;
     if (h === null) return;
-    h.cutConnections('recorder closed');
-    await h.knex.destroy().catch(() => undefined);
+    await closeKnex(h, 'recorder closed');
   }
 
   // ---- the writer ----
