@@ -8,6 +8,7 @@ import {
   Recorder, SPILL_FILE, openDatabase, queryDeletedNodes, queryGaps, queryHistory, queryStats, percentile, type Database,
 } from '../src/db/index.js';
 import { snapshotNode } from '../src/db/events.js';
+import { pruneHistory } from '../src/db/writer.js';
 import { MIGRATIONS_TABLE } from '../src/db/connection.js';
 import { MIGRATIONS, type Migration } from '../src/db/schema.js';
 import type { ImageBuild, ImageUpload, Node } from '../src/model/types.js';
@@ -19,6 +20,14 @@ interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void>
 interface Backend { name: string; fresh(): Promise<Fresh> }
 
 const L = { launcher: 'nl01-1-PoolWorker.fake-provider-main' };
+
+async function waitUntil(fn: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 function makeNodeSnapshot(id: string) {
   return snapshotNode(makeNode(id, 'init'), id);
@@ -220,6 +229,38 @@ function suite(backend: Backend): void {
           }
           assert.deepEqual((await db2.knex('node_events').select('node_id')).map((r: { node_id: string }) => r.node_id), ['0000000100']);
           assert.deepEqual((await db2.knex('nodes').select('id')).map((r: { id: string }) => r.id), ['0000000100']);
+        });
+      } finally {
+        await f.cleanup();
+      }
+    });
+
+    test('retention of a large backlog goes in slices between batches, even while events keep coming', async () => {
+      const f = await backend.fresh();
+      try {
+        const db = await openDatabase(f.uri, f.stateDir);
+        const old = Date.now() / 1000 - 10 * 86_400;
+        const rows = Array.from({ length: 5000 }, (_, i) => ({ uid: `old-${i}`, node_id: '0000000099', from_state: null, to_state: 'init', at: old }));
+        for (let i = 0; i < rows.length; i += 500) await db.knex('node_events').insert(rows.slice(i, i + 500));
+        // a budget used up ends a pass after its slice: the rest is for the next call
+        assert.deepEqual(await pruneHistory(db.knex, old + 1, 1000, 0), { deleted: 1000, complete: false });
+        await db.close();
+        const cap = captureLog();
+        // one slice (2,000 rows) per step: the 4,000 old rows left take two, between batches
+        await withRecorder(f, { retentionDays: 7, retentionSliceMs: 0, log: cap.log }, async (rec, db2) => {
+          let i = 0;
+          const busy = setInterval(() => { rec.nodeChanged(null, makeNode(String(1000 + (i++)).padStart(10, '0'), 'init'), L); }, 5);
+          const done = () => cap.lines.filter((l) => l.msg.startsWith('retention: deleted'));
+          try {
+            await waitUntil(async () => done().length > 0);
+          } finally {
+            clearInterval(busy);
+          }
+          assert.ok(await rec.flush());
+          assert.equal(Number((await db2.knex('node_events').where('at', '<', old + 1).count({ n: '*' }).first())?.n), 0);
+          assert.equal(done().length, 1, cap.text());
+          assert.match(done()[0]?.msg ?? '', /^retention: deleted 4000 history rows older than /);
+          assert.ok(Number((await db2.knex('node_events').count({ n: '*' }).first())?.n) >= i);
         });
       } finally {
         await f.cleanup();

@@ -69,6 +69,8 @@ export interface RecorderOptions {
   stopTimeoutMs?: number;
   /** how often retention runs (ms, default 1 h) */
   retentionIntervalMs?: number;
+  /** longest stretch of pruning between two batches of events (ms, default 2,000) */
+  retentionSliceMs?: number;
   log?: Logger;
 }
 
@@ -182,6 +184,8 @@ export class Recorder {
   private gap: Gap | null = null;
   private backoffMs = 0;
   private nextRetention = 0;
+  /** a retention pass not finished yet: its cutoff and what it deleted so far */
+  private pruning: { cutoff: number; deleted: number } | null = null;
   private reconcileRetryAt = 0;
   private spillScheduled = false;
   private spillWarned = false;
@@ -223,6 +227,7 @@ export class Recorder {
       migrations: opts.migrations ?? MIGRATIONS,
       stopTimeoutMs: opts.stopTimeoutMs ?? 5_000,
       retentionIntervalMs: opts.retentionIntervalMs ?? 3_600_000,
+      retentionSliceMs: opts.retentionSliceMs ?? 2_000,
     };
     this.spill = new SpillFile(opts.stateDir, this.opts.maxSpillBytes);
   }
@@ -679,6 +684,8 @@ export class Recorder {
       } finally {
         this.inflight = false;
       }
+      // a launcher that is never idle still prunes: a slice between two batches
+      await this.retention();
       return true;
     }
     if (pick.events.length > 0) await this.writeResilient(pick.events);
@@ -761,15 +768,31 @@ export class Recorder {
 
   /** Work done when the queue is empty: reconciliation after a gap, retention. */
   private async housekeeping(): Promise<void> {
+    if (this.gap !== null && now() >= this.reconcileRetryAt) await this.reconcileGap();
+    await this.retention();
+  }
+
+  /** When due, one slice (retentionSliceMs at most) of deleting history past retentionDays. */
+  private async retention(): Promise<void> {
     const t = now();
-    if (this.gap !== null && t >= this.reconcileRetryAt) await this.reconcileGap();
     if (this.opts.retentionDays !== null && Date.now() >= this.nextRetention) {
       this.nextRetention = Date.now() + this.opts.retentionIntervalMs;
-      const cutoff = t - this.opts.retentionDays * DAY;
+      // one pass's cutoff holds until it is complete, so its log line counts all it deleted
+      this.pruning ??= { cutoff: t - this.opts.retentionDays * DAY, deleted: 0 };
+      const { cutoff } = this.pruning;
       try {
-        const n = await this.withTimeout(pruneHistory(this.knex(), cutoff));
-        if (n > 0) this.log.info({ deleted: n, before: iso(cutoff) }, `retention: deleted ${n} history rows older than ${iso(cutoff)}`);
+        const r = await this.withTimeout(pruneHistory(this.knex(), cutoff, 2000, this.opts.retentionSliceMs));
+        this.pruning.deleted += r.deleted;
+        if (r.complete) {
+          const n = this.pruning.deleted;
+          this.pruning = null;
+          if (n > 0) this.log.info({ deleted: n, before: iso(cutoff) }, `retention: deleted ${n} history rows older than ${iso(cutoff)}`);
+        } else {
+          // more to delete: go on once the queued events are written, not an interval later
+          this.nextRetention = Date.now();
+        }
       } catch (err) {
+        this.pruning = null;
         this.log.warn({ err: message(err) }, 'retention: pruning history failed; will try again later');
       }
     }

@@ -498,9 +498,13 @@ export async function recordGap(knex: Knex, gap: GapRecord, now: number): Promis
 
 /**
  * Delete history older than `cutoff` (Unix seconds): events, attempts, and current rows of
- * objects deleted before it. In slices, so no statement holds locks for long.
+ * objects deleted before it. In slices, so no statement holds locks for long; after `budgetMs`
+ * it stops at the end of a slice (`complete` false: call again for the rest), so a first
+ * pruning of a large history never holds the recorder's writes back for long.
  */
-export async function pruneHistory(knex: Knex, cutoff: number, slice = 2000): Promise<number> {
+export async function pruneHistory(
+  knex: Knex, cutoff: number, slice = 2000, budgetMs = Infinity,
+): Promise<{ deleted: number; complete: boolean }> {
   const plan: [string, string, string][] = [
     ['node_events', 'id', 'at'],
     ['request_events', 'id', 'at'],
@@ -509,17 +513,22 @@ export async function pruneHistory(knex: Knex, cutoff: number, slice = 2000): Pr
     ['nodes', 'id', 'deleted_at'],
     ['requests', 'id', 'deleted_at'],
   ];
-  let total = 0;
+  const until = Date.now() + budgetMs;
+  let deleted = 0;
+  let slices = 0;
   for (const [table, key, col] of plan) {
     for (;;) {
+      // (one slice that deletes at least, whatever the budget: each call makes progress)
+      if (slices > 0 && Date.now() >= until) return { deleted, complete: false };
       const ids: Record<string, string | number>[] = await knex(table).where(col, '<', cutoff).select(key).limit(slice);
       if (ids.length === 0) break;
+      slices += 1;
       const values = ids.map((r) => r[key]).filter((v): v is string | number => v !== undefined);
-      total += await knex(table).whereIn(key, values).delete();
+      deleted += await knex(table).whereIn(key, values).delete();
       if (ids.length < slice) break;
     }
   }
-  total += await knex('image_builds').where('deleted_at', '<', cutoff).delete();
-  total += await knex('image_uploads').where('deleted_at', '<', cutoff).delete();
-  return total;
+  deleted += await knex('image_builds').where('deleted_at', '<', cutoff).delete();
+  deleted += await knex('image_uploads').where('deleted_at', '<', cutoff).delete();
+  return { deleted, complete: true };
 }
