@@ -19,6 +19,12 @@ const FINISHED_MEMORY_MS = 10_000;
 /** requests handled at once by one pool worker (each waits mostly on ZooKeeper round trips) */
 const MAX_HANDLERS = 64;
 const WEDGE_GUARD_MS = 5_000;
+/**
+ * A paused request is planned again at least this often (Nodepool's pool worker loop sleeps a
+ * second too): node changes wake it at once, but one that lands while its handler is deciding to
+ * pause would otherwise wait for the safety interval.
+ */
+const PAUSED_RECHECK_MS = 1_000;
 
 export class PoolWorker {
   readonly id: string;
@@ -243,7 +249,8 @@ export class PoolWorker {
   /** A handler could not be satisfied now; it is re-run when nodes change (or after retryAt). */
   handlerPaused(h: NodeRequestHandler): void {
     if (!this.paused.includes(h)) this.paused.push(h);
-    if (h.retryAt > Date.now()) this.scheduleResume(h.retryAt - Date.now());
+    const wait = h.retryAt - Date.now();
+    this.scheduleResume(wait > 0 ? wait : PAUSED_RECHECK_MS);
   }
 
   private scheduleResume(ms: number): void {
