@@ -56,6 +56,17 @@ export async function connectZk(env: TestEnv): Promise<ZooKeeper> {
   return zk;
 }
 
+/** A test env and a ZooKeeper client on it; both are closed by `cleanups` (run at the end). */
+export async function envWithZk(cleanups: (() => Promise<void> | void)[]): Promise<{ env: TestEnv; zk: ZooKeeper }> {
+  const env = testEnv();
+  const zk = await connectZk(env);
+  cleanups.push(async () => {
+    await zk.close();
+    env.cleanup();
+  });
+  return { env, zk };
+}
+
 export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false,
   timeoutMs = 20_000, stepMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -7,22 +7,12 @@ import { writeFileSync } from 'node:fs';
 import { newImageBuild, newImageUpload, newNode, newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
 import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { Launcher } from '@nodepool-ts/launcher';
-import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { fakeConfig, waitFor, envWithZk } from '../helpers/harness.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
-
-async function envWithZk(): Promise<{ env: TestEnv; zk: ZooKeeper }> {
-  const env = testEnv();
-  const zk = await connectZk(env);
-  cleanups.push(async () => {
-    await zk.close();
-    env.cleanup();
-  });
-  return { env, zk };
-}
 
 async function startLauncher(configFile: string, hostname = 'test', extra: Partial<ConstructorParameters<typeof Launcher>[0]> = {}): Promise<Launcher> {
   const l = new Launcher({ configFile, hostname, watchIntervalMs: 100, ...extra });
@@ -50,7 +40,7 @@ function runPython(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 test('a kazoo client acting as Zuul gets its nodes end to end; used nodes are deleted', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }, { name: 'fake-label2' }] }));
   await startLauncher(cfg);
   const r = await runPython(['test/zuul/zuul_client.py', env.kazooHosts, 'fake-label,fake-label2', '--count', '3', '--timeout', '30']);
@@ -75,7 +65,7 @@ test('a kazoo client acting as Zuul gets its nodes end to end; used nodes are de
 });
 
 test('two launchers sharing one ZooKeeper never double-allocate a node', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const stateFile = `${env.dir}/fake-cloud.json`;
   const yaml = fakeConfig(env, {
     labels: [{ name: 'fake-label', minReady: 4 }],
@@ -104,7 +94,7 @@ test('two launchers sharing one ZooKeeper never double-allocate a node', async (
 });
 
 test('a leaked server (ours by metadata, no znode) is deleted by the cleanup worker', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env));
   const launcher = await startLauncher(cfg);
   const req = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200'));
@@ -121,7 +111,7 @@ test('a leaked server (ours by metadata, no znode) is deleted by the cleanup wor
 });
 
 test('a deletion cut short by a graceful stop is logged as such, not as an error', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   // a deleted server lingers 30 s: the deletion is still waiting for it when the launcher stops
   const cfg = env.write('nodepool.yaml', fakeConfig(env, { providerExtra: '    faults:\n      delete-delay: 30' }));
   const lines: { level: number; msg: string }[] = [];
@@ -151,7 +141,7 @@ test('a deletion cut short by a graceful stop is logged as such, not as an error
 });
 
 test('max-ready-age and max-hold-age / hold_expiration delete old nodes', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env, {
     labels: [{ name: 'fake-label', maxReadyAge: 2 }],
     top: 'max-hold-age: 3600\n',
@@ -173,7 +163,7 @@ test('max-ready-age and max-hold-age / hold_expiration delete old nodes', async 
 });
 
 test('a pending request whose launcher died is reset and served (lost request)', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env));
   // A request left `pending` by a launcher that died, holding an allocated READY node.
   const reqId = await zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'] }), '200');
@@ -190,7 +180,7 @@ test('a pending request whose launcher died is reset and served (lost request)',
 });
 
 test('malformed request znodes fail one by one; good requests are still served', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env));
   const launcher = await startLauncher(cfg);
   const raw = zk.client;
@@ -211,7 +201,7 @@ test('malformed request znodes fail one by one; good requests are still served',
 });
 
 test('config reload: new labels are registered, a removed provider stops; a broken file changes nothing', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfgPath = env.write('nodepool.yaml', fakeConfig(env));
   const launcher = await startLauncher(cfgPath);
   const labelsOf = async () => (await zk.getRegisteredLaunchers()).flatMap((l) => l.supported_labels);
@@ -230,7 +220,7 @@ test('config reload: new labels are registered, a removed provider stops; a brok
 });
 
 test('two launchers with different providers: a label only one offers is served by it', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const a = env.write('a.yaml', fakeConfig(env, { labels: [{ name: 'only-a' }, { name: 'shared' }], providerName: 'fake-a' }));
   const b = env.write('b.yaml', fakeConfig(env, { labels: [{ name: 'only-b' }, { name: 'shared' }], providerName: 'fake-b' }));
   await startLauncher(a, 'la');
@@ -247,7 +237,7 @@ test('two launchers with different providers: a label only one offers is served 
 });
 
 test('cron: cleanup and check schedules replace the default cleanup interval', async () => {
-  const { env } = await envWithZk();
+  const { env } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', fakeConfig(env, { top: "cron:\n  cleanup: '*/5 * * * *'\n  check: '*/15 * * * *'\n" }));
   const launcher = await startLauncher(cfg);
   assert.deepEqual(launcher.describe().schedules, { cleanup: '*/5 * * * *', check: '*/15 * * * *', cronTasks: 2 });
@@ -256,7 +246,7 @@ test('cron: cleanup and check schedules replace the default cleanup interval', a
 });
 
 test('the node check deletes a READY node whose server vanished; min-ready replaces it', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const launcher = await startLauncher(env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }] })));
   // a min-ready node is ours to check once the min-ready request released it (allocated_to null)
   const first = await waitFor('min-ready node', async () => {
@@ -272,7 +262,7 @@ test('the node check deletes a READY node whose server vanished; min-ready repla
 });
 
 test('min-ready starts once the label\'s first image upload becomes ready, and boots from it', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const yaml = `${env.zkYaml}
 labels:
   - name: dib-label

@@ -6,9 +6,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Node } from '@nodepool-ts/core/model';
-import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { StaticHostStore } from '@nodepool-ts/driver-static';
-import { connectZk, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { waitFor, envWithZk } from '../helpers/harness.js';
 import { currentUser, makeClientKey, startSshd, type ClientKey, type Sshd } from '../../packages/drivers/static/test/sshd.js';
 import {
   providerNodes, readyOf, staticManager, staticYaml, startLauncher, submit, useNode, waitState,
@@ -34,18 +33,8 @@ after(async () => {
   key?.cleanup();
 });
 
-async function envWithZk(): Promise<{ env: TestEnv; zk: ZooKeeper }> {
-  const env = testEnv();
-  const zk = await connectZk(env);
-  cleanups.push(async () => {
-    await zk.close();
-    env.cleanup();
-  });
-  return { env, zk };
-}
-
 test('a used static node is deleted and its host registered again; two static labels in one request', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'small' }, { name: 'large' }],
     pools: [{ name: 'main', hosts: [{ sshd: h1, labels: ['small', 'large'] }, { sshd: h2, labels: ['large'] }] }],
@@ -67,7 +56,7 @@ test('a used static node is deleted and its host registered again; two static la
 });
 
 test('max-parallel-jobs bounds concurrent hand-outs of one host', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'multi' }],
     pools: [{ name: 'main', hosts: [{ sshd: h2, labels: ['multi'], maxParallelJobs: 2 }] }],
@@ -112,7 +101,7 @@ test('max-parallel-jobs bounds concurrent hand-outs of one host', async () => {
 });
 
 test('a dead host is never handed out; it comes back when its sshd is back', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'fragile' }],
     pools: [{ name: 'main', hosts: [{ sshd: h3, labels: ['fragile'] }] }],
@@ -144,7 +133,7 @@ test('a dead host is never handed out; it comes back when its sshd is back', asy
 });
 
 test('a host presenting another host key is refused, with the reason, until the config matches', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const spec = (hostKey: string[]) => staticYaml(env, {
     labels: [{ name: 'keyed' }],
     pools: [{ name: 'main', hosts: [{ sshd: h4, labels: ['keyed'], hostKey }] }],
@@ -164,7 +153,7 @@ test('a host presenting another host key is refused, with the reason, until the 
 });
 
 test('ready-script: passing hosts are handed out, failing and hanging ones are taken out with their output', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const marker = join(env.dir, 'ran');
   const script = (name: string, body: string): void => {
     writeFileSync(join(env.dir, name), body);
@@ -226,7 +215,7 @@ test('ready-script: passing hosts are handed out, failing and hanging ones are t
 });
 
 test('hosts added and removed at runtime (CLI/web store) are registered and deregistered, and survive a restart', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'small' }],
     pools: [{ name: 'main', hosts: [{ sshd: h1, labels: ['small'] }] }],

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { newNode } from '@nodepool-ts/core/model';
-import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
-import { connectZk, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { paths } from '@nodepool-ts/core/zk';
+import { waitFor, envWithZk } from '../helpers/harness.js';
 import { makeClientKey, startSshd, type ClientKey, type Sshd } from '../../packages/drivers/static/test/sshd.js';
 import {
   providerNodes, readyOf, staticManager, staticYaml, startLauncher, submit, useNode, waitState, type StaticYaml,
@@ -32,18 +32,8 @@ after(async () => {
   key?.cleanup();
 });
 
-async function envWithZk(): Promise<{ env: TestEnv; zk: ZooKeeper }> {
-  const env = testEnv();
-  const zk = await connectZk(env);
-  cleanups.push(async () => {
-    await zk.close();
-    env.cleanup();
-  });
-  return { env, zk };
-}
-
 test('each host is registered as READY nodes carrying Nodepool\'s static fields', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'small' }, { name: 'large' }],
     pools: [{
@@ -84,7 +74,7 @@ test('each host is registered as READY nodes carrying Nodepool\'s static fields'
 });
 
 test('config changes apply without a restart: slots, hosts, labels/user/type, removal (in-use finishes first)', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const spec = (over: Partial<StaticYaml> = {}): StaticYaml => ({
     labels: [{ name: 'small' }, { name: 'large' }],
     pools: [{ name: 'main', hosts: [{ sshd: h1, labels: ['small'] }] }],
@@ -142,7 +132,7 @@ test('config changes apply without a restart: slots, hosts, labels/user/type, re
 });
 
 test('registrations of unknown hosts are removed; a deleted registration is recreated', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'small' }],
     pools: [{ name: 'main', hosts: [{ sshd: h1, labels: ['small'] }] }],
@@ -161,7 +151,7 @@ test('registrations of unknown hosts are removed; a deleted registration is recr
 });
 
 test('two launchers serving one static provider register every slot exactly once', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     labels: [{ name: 'small' }],
     pools: [{ name: 'main', hosts: [{ sshd: h1, labels: ['small'], maxParallelJobs: 3 }, { sshd: h2, labels: ['small'], maxParallelJobs: 2 }] }],
@@ -184,7 +174,7 @@ test('two launchers serving one static provider register every slot exactly once
 });
 
 test('unresolvable and unreachable hosts are skipped with a reason; the others serve requests', async () => {
-  const { env, zk } = await envWithZk();
+  const { env, zk } = await envWithZk(cleanups);
   // a "host" that accepts TCP but never says a word: only the timeout ends the check
   const silent = createServer((sock) => sock.resume());
   await new Promise<void>((r) => silent.listen(0, '127.0.0.64', () => r()));
