@@ -49,18 +49,27 @@ function labelFilter(q: Knex.QueryBuilder, column: string, label: string): void 
   });
 }
 
-/** Node state transitions, oldest first. */
-export async function queryHistory(db: Database, filter: HistoryFilter = {}): Promise<HistoryEntry[]> {
-  const q = db.knex('node_events').select('id', 'at', 'node_id', 'label', 'provider', 'pool', 'from_state', 'to_state', 'launcher', 'reason');
-  if (filter.node) q.where('node_id', filter.node);
-  if (filter.provider) q.where('provider', filter.provider);
-  if (filter.label) labelFilter(q, 'label', filter.label);
+/**
+ * An event query's rows since `since`, oldest first; with a `limit`, the newest that many (still
+ * oldest first).
+ */
+async function oldestFirst(q: Knex.QueryBuilder, filter: { since?: number | null; limit?: number | null }): Promise<Record<string, unknown>[]> {
   if (filter.since !== null && filter.since !== undefined) q.where('at', '>=', filter.since);
   const limit = filter.limit ?? 0;
   if (limit > 0) q.orderBy([{ column: 'at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit);
   else q.orderBy([{ column: 'at', order: 'asc' }, { column: 'id', order: 'asc' }]);
   const rows: Record<string, unknown>[] = await q;
   if (limit > 0) rows.reverse();
+  return rows;
+}
+
+/** Node state transitions, oldest first. */
+export async function queryHistory(db: Database, filter: HistoryFilter = {}): Promise<HistoryEntry[]> {
+  const q = db.knex('node_events').select('id', 'at', 'node_id', 'label', 'provider', 'pool', 'from_state', 'to_state', 'launcher', 'reason');
+  if (filter.node) q.where('node_id', filter.node);
+  if (filter.provider) q.where('provider', filter.provider);
+  if (filter.label) labelFilter(q, 'label', filter.label);
+  const rows = await oldestFirst(q, filter);
   return rows.map((r) => ({
     at: num(r.at) ?? 0,
     nodeId: String(r.node_id),
@@ -88,12 +97,7 @@ export async function queryRequestHistory(db: Database,
   filter: { request?: string | null; since?: number | null; limit?: number | null } = {}): Promise<RequestHistoryEntry[]> {
   const q = db.knex('request_events').select('id', 'at', 'request_id', 'from_state', 'to_state', 'launcher', 'reason');
   if (filter.request) q.where('request_id', filter.request);
-  if (filter.since !== null && filter.since !== undefined) q.where('at', '>=', filter.since);
-  const limit = filter.limit ?? 0;
-  if (limit > 0) q.orderBy([{ column: 'at', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(limit);
-  else q.orderBy([{ column: 'at', order: 'asc' }, { column: 'id', order: 'asc' }]);
-  const rows: Record<string, unknown>[] = await q;
-  if (limit > 0) rows.reverse();
+  const rows = await oldestFirst(q, filter);
   return rows.map((r) => ({
     at: num(r.at) ?? 0,
     requestId: String(r.request_id),
