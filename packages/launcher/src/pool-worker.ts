@@ -21,7 +21,7 @@ const MAX_HANDLERS = 64;
 const WEDGE_GUARD_MS = 5_000;
 /**
  * A paused request is planned again at least this often (Nodepool's pool worker loop sleeps a
- * second too): node changes wake it at once, but one that lands while its handler is deciding to
+ * second between passes too): node changes wake it at once, but one that lands while its handler is deciding to
  * pause would otherwise wait for the safety interval.
  */
 const PAUSED_RECHECK_MS = 1_000;
@@ -246,7 +246,7 @@ export class PoolWorker {
     await handler.run();
   }
 
-  /** A handler could not be satisfied now; it is re-run when nodes change (or after retryAt). */
+  /** A handler could not be satisfied now; it is re-run when nodes change, after retryAt, or within a second. */
   handlerPaused(h: NodeRequestHandler): void {
     if (!this.paused.includes(h)) this.paused.push(h);
     const wait = h.retryAt - Date.now();
