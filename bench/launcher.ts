@@ -209,7 +209,14 @@ try {
       // warm requests/s, mean of the rounds; and per round (each pair of neighbouring runs)
       result.recording_overhead_pct = pct(mean(warm(against, (w) => w.requests_per_s)), mean(warm('off', (w) => w.requests_per_s)));
       const on = warm(against, (w) => w.requests_per_s);
-      result.recording_overhead_pct_by_round = warm('off', (w) => w.requests_per_s).map((o, i) => pct(on[i] ?? NaN, o));
+      const byRound = warm('off', (w) => w.requests_per_s).map((o, i) => pct(on[i] ?? NaN, o));
+      result.recording_overhead_pct_by_round = byRound;
+      // how far the mean of the rounds can be trusted: rounds scatter by ±10-15 % on this VM
+      if (byRound.length > 1) {
+        const m = mean(byRound);
+        const sd = Math.sqrt(byRound.reduce((a, x) => a + (x - m) ** 2, 0) / (byRound.length - 1));
+        result.recording_overhead_pct_stderr = Math.round((sd / Math.sqrt(byRound.length)) * 10) / 10;
+      }
       // what recording costs in CPU per warm request: the launcher's extra time plus MariaDB's
       const cpu = (m: string, p: string): number => mean(warm(m, (w) => w.cpu_ms_per_request[p] ?? NaN));
       result.recording_cpu_ms_per_request = {
