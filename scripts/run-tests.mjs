@@ -41,6 +41,15 @@ if (build.status !== 0) {
   console.error('run-tests: TypeScript build failed');
   process.exit(build.status ?? 1);
 }
+// the tests, the benchmarks and their helpers are run by tsx, which does not check types: the
+// full run checks them against the sources (tsconfig.check.json)
+if (args.length === 0) {
+  const check = spawnSync('npx', ['tsc', '-p', 'tsconfig.check.json'], { stdio: 'inherit' });
+  if (check.status !== 0) {
+    console.error('run-tests: type errors in the tests or benchmarks (tsc -p tsconfig.check.json)');
+    process.exit(check.status ?? 1);
+  }
+}
 
 const services = [];
 const env = { ...process.env };

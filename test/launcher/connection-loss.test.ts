@@ -22,6 +22,12 @@ function dropConnection(zk: ZooKeeper): void {
 
 type Callback = (err: unknown, ...rest: unknown[]) => void;
 
+/** The library's own CONNECTION_LOSS error (its `Exception.create` is missing from the typings). */
+function connectionLoss(): Error {
+  const { Exception } = zookeeper as unknown as { Exception: { create(code: number): Error; CONNECTION_LOSS: number } };
+  return Exception.create(Exception.CONNECTION_LOSS);
+}
+
 /**
  * The first unwatched getData, or setData, of a path `match` accepts (after `skip` such calls)
  * is sent as usual, but its reply is lost with the connection: the caller gets CONNECTION_LOSS.
@@ -41,7 +47,7 @@ function loseOneReply(zk: ZooKeeper, match: (path: string) => boolean, skip = 0)
         state.lost = `${op} ${path}`;
         args[args.length - 1] = () => {
           dropConnection(zk);
-          cb(zookeeper.Exception.create(zookeeper.Exception.CONNECTION_LOSS));
+          cb(connectionLoss());
         };
       }
       return original.apply(raw, args);

@@ -187,7 +187,7 @@ test('malformed request znodes fail one by one; good requests are still served',
   const bad: string[] = [];
   for (const data of ['garbage{', '[1, 2]', '{"state": 7}', '"a string"']) {
     const path = await new Promise<string>((resolve, reject) => {
-      raw.create(`${paths.requestsRoot}/200-`, Buffer.from(data), 3 /* EPHEMERAL_SEQUENTIAL */, (err: Error | null, p: string) => (err ? reject(err) : resolve(p)));
+      raw.create(`${paths.requestsRoot}/200-`, Buffer.from(data), 3 /* EPHEMERAL_SEQUENTIAL */, (err, p) => (err ? reject(err) : resolve(p)));
     });
     bad.push(path.split('/').pop() ?? '');
   }

@@ -2,11 +2,18 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
-import { Launcher } from '@nodepool-ts/launcher';
+import { Launcher, type CloudManager } from '@nodepool-ts/launcher';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
+
+/** The manager of a cloud provider (fake), which the test asks for its servers. */
+function cloud(launcher: Launcher, name: string): CloudManager {
+  const mgr = launcher.manager(name);
+  assert.ok(mgr !== null && mgr.kind !== 'static', `${name} is a cloud provider`);
+  return mgr;
+}
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
@@ -113,8 +120,7 @@ test('used nodes are deleted, their servers removed', async () => {
   await zk.storeNode(node);
   await zk.unlockNode(node);
   await waitFor('node removed', async () => (await zk.getNode(node.id ?? '')) === null);
-  const mgr = launcher.manager('fake-provider');
-  assert.equal(await mgr?.getServer(node.external_id ?? ''), null);
+  assert.equal(await cloud(launcher, 'fake-provider').getServer(node.external_id ?? ''), null);
 });
 
 test('pool max-servers pauses a request until a node is freed', async () => {
@@ -152,5 +158,5 @@ test('launch failures exhaust launch-retries and fail the request', async () => 
   assert.equal(req.state, 'failed');
   assert.equal(req.declined_by.length, 1);
   await waitFor('failed node reaped', async () => (await zk.getNodes()).length === 0);
-  assert.equal((await launcher.manager('fake-provider')?.listServers())?.length, 0);
+  assert.equal((await cloud(launcher, 'fake-provider').listServers()).length, 0);
 });

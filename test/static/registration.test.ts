@@ -121,7 +121,10 @@ test('config changes apply without a restart: slots, hosts, labels/user/type, re
   writeFileSync(cfg, staticYaml(env, spec({ pools: [{ name: 'main', hosts: [
     { sshd: h2, labels: ['large'], username: 'zuul-worker', connectionType: 'winrm', hostKey: null },
   ] }] })));
-  await waitFor('config reloaded', () => launcher.config.providers.get('static-provider')?.pools[0]?.nodes.length === 1);
+  await waitFor('config reloaded', () => {
+    const pool = launcher.config.providers.get('static-provider')?.pools[0];
+    return pool !== undefined && 'nodes' in pool && pool.nodes.length === 1;
+  });
   await launcher.syncStatic();
   assert.equal((await zk.getNode(done.nodes[0] ?? ''))?.state, 'in-use', 'a node in use is left alone');
   await inUse.finish();

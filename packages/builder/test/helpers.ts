@@ -13,6 +13,7 @@ import { ProviderError } from '@nodepool-ts/core/provider';
 import { ZooKeeper } from '@nodepool-ts/core/zk';
 import { FakeProviderManager } from '@nodepool-ts/driver-fake';
 import { Builder, type BuilderOptions, type ProviderFactory } from '../src/index.js';
+import type { Option as ZkOption } from 'node-zookeeper-client';
 
 configureLogging({ level: (process.env.NODEPOOL_TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent' });
 
@@ -106,7 +107,7 @@ export class TestEnv {
     }
     lines.push(providers.length === 0 ? 'providers: []' : 'providers:');
     for (const p of providers) {
-      const dis = p.diskimages ?? s.diskimages.map((d) => ({ name: d.name }));
+      const dis: NonNullable<typeof p.diskimages> = p.diskimages ?? s.diskimages.map((d) => ({ name: d.name }));
       lines.push(`  - name: ${p.name}`, '    driver: fake', '    rate: 0.0001', `    state-file: ${this.cloudFile}`);
       if (p.extra) lines.push(p.extra);
       lines.push(dis.length === 0 ? '    diskimages: []' : '    diskimages:');
@@ -226,7 +227,11 @@ export async function expireSession(zk: ZooKeeper): Promise<void> {
   const gen = zk.sessionGeneration;
   for (let attempt = 0; attempt < 5; attempt++) {
     const { id, password } = zk.sessionCredentials();
-    const thief = zookeeper.createClient(ZK, { sessionTimeout: 10_000, sessionId: id, sessionPassword: password });
+    // sessionId/sessionPassword: accepted by the library (ConnectionManager), missing from its typings
+    const options: Partial<ZkOption> & { sessionId: Buffer; sessionPassword: Buffer } = {
+      sessionTimeout: 10_000, sessionId: id, sessionPassword: password,
+    };
+    const thief = zookeeper.createClient(ZK, options);
     await new Promise<void>((resolveClose) => {
       const t = setTimeout(resolveClose, 5000);
       thief.once('connected', () => {

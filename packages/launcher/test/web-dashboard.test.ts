@@ -111,7 +111,7 @@ test('the dashboard renders the launcher\'s state and follows it live in Chromiu
   assert.ok((await page.locator('#failures').textContent())?.includes('broken-provider'));
 
   // from here on the page must update itself: a marker proves there is no reload
-  await page.evaluate(() => { (window as unknown as { marker: number }).marker = 42; });
+  await page.evaluate(() => { (globalThis as unknown as { marker: number }).marker = 42; });
 
   // a request shows up in the queue with its age, and goes when its requestor deletes it
   const queued = await lw.zk.submitNodeRequest(newNodeRequest({ node_types: ['big-label', 'big-label'], requestor: 'zuul.example.org' }), '200');
@@ -134,7 +134,7 @@ test('the dashboard renders the launcher\'s state and follows it live in Chromiu
   await page.locator(`#leases tr[data-lease="${leaseId}"]`).waitFor({ timeout: 10_000 });
   assert.ok((await page.locator(`#leases tr[data-lease="${leaseId}"]`).textContent())?.includes('dash'));
   assert.equal((await page.locator('.total[data-total="in_use"] .n').textContent())?.trim(), '1');
-  assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 42, 'no reload happened');
+  assert.equal(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker), 42, 'no reload happened');
 
   // history comes from the database the recorder fills: ask for the last hour until it has points
   await until(page, 'launch-time history drawn', async () => {
