@@ -110,13 +110,15 @@ function suite(name: string, fresh: () => Promise<Fresh>): void {
         const stats = await run(cfg, secure, 'stats');
         assert.equal(stats.code, 0, stats.err);
         assert.match(stats.out, /\| Label +\| Provider +\| Launched \| Ready \| Failed \| Failed attempts \| Launch p50 \(s\) \|/);
+        assert.match(stats.out, /\| Fulfil p95 \(s\) \| Min-ready requests \|/);
         assert.match(stats.out, /\| centos-7 +\| other-provider +\| 1 +\| 1 +\| 0 +\| 1 +\|/);
         assert.match(stats.out, /\| ubuntu-bionic +\| fake-provider +\| 1 +\| 1 +\| 0 +\| 0 +\| \d+\.\d +\|/);
         const statsJson = await run(cfg, secure, 'stats', '--since', '1d', '--json');
-        const report = JSON.parse(statsJson.out) as { since: string; rows: { label: string; requests: number; fulfilled: number; launchP50: number }[] };
+        const report = JSON.parse(statsJson.out) as { since: string; rows: { label: string; requests: number; fulfilled: number; launchP50: number; minReadyRequests: number }[] };
         const ub = report.rows.find((r) => r.label === 'ubuntu-bionic');
         assert.equal(ub?.requests, 1);
         assert.equal(ub?.fulfilled, 1);
+        assert.equal(ub?.minReadyRequests, 0);
         assert.ok((ub?.launchP50 ?? 0) >= 4, 'created 5 s before ready');
 
         const bad = await run(cfg, secure, 'history', '--since', 'yesterday');

@@ -11,7 +11,7 @@ import { snapshotNode } from '../src/db/events.js';
 import { pruneHistory } from '../src/db/writer.js';
 import { MIGRATIONS_TABLE } from '../src/db/connection.js';
 import { MIGRATIONS, type Migration } from '../src/db/schema.js';
-import type { ImageBuild, ImageUpload, Node } from '../src/model/types.js';
+import { MIN_READY_REQUESTOR, type ImageBuild, type ImageUpload, type Node } from '../src/model/types.js';
 import {
   captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
 } from './db-fixtures.js';
@@ -84,6 +84,10 @@ function suite(backend: Backend): void {
             node = next;
           }
           rec.nodeChanged(node, null, { ...L, reason: 'server deleted' });
+          // the launcher's own min-ready request (replacing the used node): counted apart in stats
+          const mr = makeRequest('300-0000000002', 'requested', { requestor: MIN_READY_REQUESTOR, reuse: false });
+          rec.requestChanged(null, mr, L);
+          rec.requestChanged(mr, withState(mr, 'fulfilled', { nodes: ['0000000001'] }), L);
           // the caller may keep mutating its objects: the recorder took a snapshot
           node.state = 'ready';
           assert.ok(await rec.flush(10_000));
@@ -138,8 +142,9 @@ function suite(backend: Backend): void {
           assert.equal(s.launched, 1);
           assert.equal(s.ready, 1);
           assert.equal(s.failedAttempts, 1);
-          assert.equal(s.requests, 1);
+          assert.equal(s.requests, 1, 'the min-ready request is not counted as demand');
           assert.equal(s.fulfilled, 1);
+          assert.equal(s.minReadyRequests, 1);
           assert.ok(s.launchP50 !== null && s.launchP50 >= 0);
           assert.ok(s.fulfilP95 !== null && s.fulfilP95 >= 0.5);
           assert.ok(s.readyBeforeUseP50 !== null);

@@ -1,7 +1,7 @@
 // The request decision, as a pure function of (request, pool, nodes, quota). Nodepool's handler
 // mixes this with I/O; here the PoolWorker gathers the inputs, asks `planRequest`, performs the
 // I/O the plan names (lock a ready node, launch a node) and asks again if the world moved.
-import type { Node, NodeRequest } from '@nodepool-ts/core/model';
+import { MIN_READY_REQUESTOR, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 
 export interface Resources {
   cores: number;
@@ -70,7 +70,7 @@ export type Plan =
   | { kind: 'decline'; reason: string }
   | { kind: 'proceed'; steps: Step[] };
 
-export const MIN_READY_REQUESTOR = 'NodePool:min-ready';
+export { MIN_READY_REQUESTOR };
 
 function poolLimits(pool: PoolView): Resources {
   return { cores: pool.maxCores, instances: pool.maxServers, ram: pool.maxRam };

@@ -6,7 +6,7 @@ import { watchFile, unwatchFile } from 'node:fs';
 import cron from 'node-cron';
 import { loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
-import { newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
+import { MIN_READY_REQUESTOR, newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
 import { NodeCache, RequestCache, ZooKeeper, mapLimit, paths } from '@nodepool-ts/core/zk';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
@@ -436,7 +436,7 @@ export class Launcher implements LauncherContext {
       for (const w of this.workers.values()) w.requestRemoved(id);
       this.deletedNodeWorker.trigger();
     }
-    if (req === null || req.requestor === 'NodePool:min-ready') this.minReady.trigger();
+    if (req === null || req.requestor === MIN_READY_REQUESTOR) this.minReady.trigger();
     if (req === null || req.state === 'requested') {
       for (const w of this.workers.values()) w.schedule();
     }

@@ -4,7 +4,7 @@
 // marking nodes in-use/used/hold, requests arriving and going away) are recorded once, by the
 // stats election winner, from the watch-fed caches.
 import { Recorder, type RecorderOptions } from '@nodepool-ts/core/db';
-import type { Node, NodeRequest } from '@nodepool-ts/core/model';
+import { MIN_READY_REQUESTOR, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Launcher } from './launcher.js';
 import type { StatsElection } from './election.js';
 
@@ -80,7 +80,7 @@ export class LauncherRecording {
       if (req === null) this.recorder.noteRequestState(id, null);
       return;
     }
-    if (prev === null && req !== null && req.requestor !== 'NodePool:min-ready') {
+    if (prev === null && req !== null && req.requestor !== MIN_READY_REQUESTOR) {
       this.recorder.requestChanged(null, req, { launcher: null, reason: 'submitted' });
     } else if (req === null && prev !== null) {
       this.recorder.requestChanged(prev, null, { launcher: null, reason: 'deleted by its requestor' });

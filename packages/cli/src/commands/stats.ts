@@ -1,6 +1,6 @@
 // `nodepool stats`: per label and provider, what the recorded history says about launches
 // (count, failures, launch time, how long nodes sat ready before use) and requests (count,
-// fulfilment latency). Percentiles are nearest-rank, in seconds.
+// fulfilment latency; min-ready's own requests apart). Percentiles are nearest-rank, in seconds.
 import { parseArgs } from 'node:util';
 import { queryStats, type StatsRow } from '@nodepool-ts/core/db';
 import { pythonJson } from '@nodepool-ts/core/model';
@@ -13,6 +13,8 @@ const USAGE = 'usage: nodepool stats [-h] [--since DURATION] [--json]';
 const HELP = `${USAGE}
 
 Launch and request statistics per label and provider, from the recorded history.
+Requests are those of Zuul and other clients; the launchers' own min-ready requests
+(replacing used nodes) are counted apart.
 
 optional arguments:
   -h, --help        show this help message and exit
@@ -23,7 +25,7 @@ optional arguments:
 
 const COLUMNS = [
   'Label', 'Provider', 'Launched', 'Ready', 'Failed', 'Failed attempts', 'Launch p50 (s)', 'Launch p95 (s)',
-  'Ready wait p50 (s)', 'Ready wait p95 (s)', 'Requests', 'Fulfilled', 'Fulfil p50 (s)', 'Fulfil p95 (s)',
+  'Ready wait p50 (s)', 'Ready wait p95 (s)', 'Requests', 'Fulfilled', 'Fulfil p50 (s)', 'Fulfil p95 (s)', 'Min-ready requests',
 ];
 
 function secs(v: number | null): string | null {
@@ -34,6 +36,7 @@ function cells(r: StatsRow): (string | number | null)[] {
   return [
     r.label, r.provider, r.launched, r.ready, r.failed, r.failedAttempts, secs(r.launchP50), secs(r.launchP95),
     secs(r.readyBeforeUseP50), secs(r.readyBeforeUseP95), r.requests, r.fulfilled, secs(r.fulfilP50), secs(r.fulfilP95),
+    r.minReadyRequests,
   ];
 }
 

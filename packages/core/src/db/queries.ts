@@ -2,6 +2,7 @@
 // computed here from plain rows: the same code on MySQL and SQLite, no dialect-specific SQL.
 import type { Knex } from 'knex';
 import type { Database } from './connection.js';
+import { MIN_READY_REQUESTOR } from '../model/types.js';
 
 export interface HistoryFilter {
   node?: string | null;
@@ -137,13 +138,18 @@ export interface StatsRow {
   /** seconds a node waited ready before it went in-use */
   readyBeforeUseP50: number | null;
   readyBeforeUseP95: number | null;
-  /** requests created in the period asking for this label (once per request) */
+  /**
+   * requests created in the period asking for this label (once per request), from Zuul and other
+   * clients: the launchers' own min-ready requests are counted apart, they are not waiting demand
+   */
   requests: number;
   fulfilled: number;
   failedRequests: number;
   /** seconds from request creation to fulfilment */
   fulfilP50: number | null;
   fulfilP95: number | null;
+  /** min-ready requests created in the period for this label (a launcher replacing a used node) */
+  minReadyRequests: number;
 }
 
 export interface StatsReport {
@@ -163,6 +169,7 @@ interface Acc {
   fulfilled: number;
   failedRequests: number;
   fulfil: number[];
+  minReady: number;
 }
 
 function splitLabels(s: unknown): string[] {
@@ -180,7 +187,7 @@ export async function queryStats(db: Database, opts: { since?: number | null } =
     const key = `${label}\u0000${provider ?? '-'}`;
     let a = accs.get(key);
     if (a === undefined) {
-      a = { launched: 0, ready: 0, failed: new Set(), failedAttempts: 0, launch: [], readyBeforeUse: [], requests: 0, fulfilled: 0, failedRequests: 0, fulfil: [] };
+      a = { launched: 0, ready: 0, failed: new Set(), failedAttempts: 0, launch: [], readyBeforeUse: [], requests: 0, fulfilled: 0, failedRequests: 0, fulfil: [], minReady: 0 };
       accs.set(key, a);
     }
     return a;
@@ -214,7 +221,7 @@ export async function queryStats(db: Database, opts: { since?: number | null } =
   }
 
   const requests: Record<string, unknown>[] = await after(
-    k('requests').select('labels', 'nodes', 'state', 'created_at', 'fulfilled_at', 'latency_ms'), 'created_at');
+    k('requests').select('requestor', 'labels', 'nodes', 'state', 'created_at', 'fulfilled_at', 'latency_ms'), 'created_at');
   // the provider a request's label was served from is the provider of the node in that position
   const nodeIds = new Set<string>();
   for (const r of requests) for (const id of (text(r.nodes) ?? '').split(',')) if (id !== '') nodeIds.add(id);
@@ -237,6 +244,10 @@ export async function queryStats(db: Database, opts: { since?: number | null } =
       if (seen.has(key)) return;
       seen.add(key);
       const a = acc(label, provider);
+      if (r.requestor === MIN_READY_REQUESTOR) {
+        a.minReady += 1;
+        return;
+      }
       a.requests += 1;
       if (r.state === 'failed') a.failedRequests += 1;
       if (num(r.fulfilled_at) !== null) {
@@ -255,7 +266,7 @@ export async function queryStats(db: Database, opts: { since?: number | null } =
       launchP50: percentile(a.launch, 50), launchP95: percentile(a.launch, 95),
       readyBeforeUseP50: percentile(a.readyBeforeUse, 50), readyBeforeUseP95: percentile(a.readyBeforeUse, 95),
       requests: a.requests, fulfilled: a.fulfilled, failedRequests: a.failedRequests,
-      fulfilP50: percentile(a.fulfil, 50), fulfilP95: percentile(a.fulfil, 95),
+      fulfilP50: percentile(a.fulfil, 50), fulfilP95: percentile(a.fulfil, 95), minReadyRequests: a.minReady,
     });
   }
   rows.sort((x, y) => (x.label === y.label ? x.provider.localeCompare(y.provider) : x.label.localeCompare(y.label)));

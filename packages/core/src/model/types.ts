@@ -8,6 +8,9 @@ export const NODE_STATES = [
 export type NodeState = (typeof NODE_STATES)[number];
 
 export const REQUEST_STATES = ['requested', 'pending', 'fulfilled', 'failed'] as const;
+
+/** The requestor of the requests a launcher writes to keep `min-ready` nodes of a label (Nodepool's name). */
+export const MIN_READY_REQUESTOR = 'NodePool:min-ready';
 export type RequestState = (typeof REQUEST_STATES)[number];
 
 export const BUILD_STATES = ['building', 'ready', 'deleting', 'failed'] as const;
