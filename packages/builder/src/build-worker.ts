@@ -124,7 +124,7 @@ export class BuildWorker extends Worker {
     const zk = this.ctx.zk;
     const [newest] = await zk.getMostRecentBuilds(1, diskimage.name, 'ready');
     const why = scheduledBuildReason(diskimage, newest ?? null, Date.now() / 1000);
-    if (why === null) return;
+    if (why === null || await zk.isImagePaused(diskimage.name)) return;
     const lock = zk.imageBuildLock(diskimage.name);
     if (!(await lock.acquire({ blocking: false }))) return;
     try {
@@ -141,7 +141,8 @@ export class BuildWorker extends Worker {
   private async checkManual(config: Config, diskimage: DiskImage): Promise<void> {
     if (diskimage.pause) return;
     const zk = this.ctx.zk;
-    if (!(await zk.hasBuildRequest(diskimage.name))) return;
+    // a paused image keeps its request: it is built once unpaused (Nodepool)
+    if (!(await zk.hasBuildRequest(diskimage.name)) || await zk.isImagePaused(diskimage.name)) return;
     const lock = zk.imageBuildLock(diskimage.name);
     if (!(await lock.acquire({ blocking: false }))) return;
     try {

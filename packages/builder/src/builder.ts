@@ -298,7 +298,8 @@ export class Builder implements BuilderContext {
   }
 
   /**
-   * `cron: image-update`: ask for a build of every non-paused image, like `image-build` would.
+   * `cron: image-update`: ask for a build of every image not paused (in the config or by
+   * `image-pause`), like `image-build` would.
    * Every builder of the cluster fires at the same minute; an image already building, or built
    * since this tick began, is left alone so they do not build it twice.
    */
@@ -307,7 +308,7 @@ export class Builder implements BuilderContext {
     const tickS = at.getTime() / 1000;
     const requested: string[] = [];
     for (const di of this.config.diskimages.values()) {
-      if (di.pause) continue;
+      if (di.pause || await zk.isImagePaused(di.name)) continue;
       const builds = await zk.getBuilds(di.name);
       if (builds.some((b) => b.state === 'building' || (b.state === 'ready' && b.state_time >= tickS - 60))) continue;
       await zk.submitBuildRequest(di.name);

@@ -99,3 +99,61 @@ test('image-upload uploads the newest build again; errors for unknown provider, 
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /the following arguments are required: image/);
 }));
+
+test('image-pause stops builds (requests wait), dib-image-list and image-status show it; image-unpause builds', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }, { name: 'other-image' }], providers: [{ name: 'fake-provider' }] });
+  const zk = await env.zk();
+  // paused before any builder runs: never built while paused; idempotent; Nodepool's znode
+  for (let i = 0; i < 2; i++) {
+    const r = await nodepool(env, 'image-pause', 'fake-image');
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, '');
+  }
+  assert.ok(await zk.exists('/nodepool/images/fake-image/pause'));
+  const typo = await nodepool(env, 'image-pause', 'fake-imag');
+  assert.equal(typo.code, 1);
+  assert.match(typo.stderr, /Image fake-imag is neither a configured diskimage nor known to ZooKeeper/);
+  assert.deepEqual(await zk.getImageNames(), ['fake-image'], 'a typo creates nothing');
+
+  await env.builder();
+  await waitFor('the other image built', async () => (await zk.getBuilds('other-image', ['ready'])).length === 1);
+  // a build request of a paused image is queued (with a warning) and waits; --wait refuses
+  const req = await nodepool(env, 'image-build', 'fake-image');
+  assert.equal(req.code, 0, req.stderr);
+  assert.match(req.stderr, /WARNING nodepool\.cmd\.nodepoolcmd: Image fake-image is paused: the build starts when it is unpaused/);
+  const wait = await nodepool(env, 'image-build', 'fake-image', '--wait');
+  assert.equal(wait.code, 1);
+  assert.match(wait.stderr, /Image fake-image is paused \(nodepool image-unpause fake-image\); not waiting for a build/);
+
+  const status = await nodepool(env, 'image-status');
+  assert.equal(status.code, 0, status.stderr);
+  const lines = status.stdout.trimEnd().split('\n');
+  assert.equal(lines[1], '| Image       | Paused | Build Request | Build Request Age |');
+  assert.match(lines[3] ?? '', /^\| fake-image  \| True   \| pending       \| 00:00:00:0\d       \|$/);
+  assert.equal(lines[4], '| other-image | False  |               |                   |');
+  const json = JSON.parse((await nodepool(env, 'image-status', '--json')).stdout) as Record<string, unknown>[];
+  assert.equal(json.length, 2);
+  assert.deepEqual({ ...json[0], build_request_age: typeof json[0]?.build_request_age },
+    { image: 'fake-image', paused: true, build_request: 'pending', build_request_age: 'number' });
+  assert.deepEqual(json[1], { image: 'other-image', paused: false, build_request: null, build_request_age: null });
+
+  // builds of a paused image are listed as `paused`
+  assert.equal((await nodepool(env, 'image-pause', 'other-image')).code, 0);
+  const dib = JSON.parse((await nodepool(env, 'dib-image-list', '--json')).stdout) as { image: string; state: string }[];
+  assert.deepEqual(dib.map((b) => [b.image, b.state]), [['other-image', 'paused']]);
+  // many builder cycles later the paused image is still unbuilt and its request still there
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(await zk.getBuildIds('fake-image'), []);
+  assert.ok(await zk.hasBuildRequest('fake-image'));
+
+  for (const image of ['fake-image', 'other-image']) {
+    for (let i = 0; i < 2; i++) assert.equal((await nodepool(env, 'image-unpause', image)).code, 0);
+  }
+  assert.equal(await zk.isImagePaused('fake-image'), false);
+  await waitFor('the unpaused image built', async () => (await zk.getBuilds('fake-image', ['ready'])).length === 1);
+  await waitFor('its request taken', async () => !(await zk.hasBuildRequest('fake-image')));
+  // (the scheduled build of a never-built image and the requested one: one or two builds)
+  await waitFor('no build running', async () => (await zk.getBuilds('fake-image', ['building'])).length === 0);
+  const after = JSON.parse((await nodepool(env, 'dib-image-list', '--json')).stdout) as { image: string; state: string }[];
+  assert.deepEqual([...new Set(after.map((b) => `${b.image} ${b.state}`))], ['fake-image ready', 'other-image ready']);
+}));

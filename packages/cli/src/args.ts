@@ -8,7 +8,8 @@ import { COMMAND_HELP, MAIN_HELP } from './help.js';
 export const COMMAND_NAMES = [
   'list', 'image-list', 'dib-image-list', 'image-build', 'alien-image-list', 'delete',
   'image-delete', 'dib-image-delete', 'config-validate', 'request-list', 'info', 'erase',
-  'hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host',
+  'hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host', 'image-status',
+  'image-pause', 'image-unpause',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -70,6 +71,9 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   'stats': { name: 'stats', args: [], passthrough: true },
   'token': { name: 'token', args: [], passthrough: true },
   'static-host': { name: 'static-host', args: [], passthrough: true },
+  'image-status': { name: 'image-status', args: [json] },
+  'image-pause': { name: 'image-pause', args: [pos('image'), json] },
+  'image-unpause': { name: 'image-unpause', args: [pos('image'), json] },
 };
 
 export interface GlobalOptions {

@@ -4,7 +4,7 @@
 
 export const MAIN_HELP = `usage: nodepool [-h] [-l LOGCONFIG] [--version] [-c CONFIG] [-s SECURE]
                 [--debug]
-                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host}
+                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause}
                 ...
 
 Node pool.
@@ -21,7 +21,7 @@ options:
 commands:
   valid commands
 
-  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host}
+  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause}
                         additional help
     list                list nodes
     image-list          list images from providers
@@ -43,6 +43,9 @@ commands:
     token               create, list and revoke web API tokens
     image-upload        upload the newest build of an image to a provider again
     static-host         add, remove and list static hosts at runtime
+    image-status        list image status
+    image-pause         pause an image
+    image-unpause       unpause an image
 `;
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -169,6 +172,30 @@ options:
   --json           print the data as JSON
 `,
   'label-list': `usage: nodepool label-list [-h] [--json]
+
+options:
+  -h, --help  show this help message and exit
+  --json      print the data as JSON
+`,
+  'image-status': `usage: nodepool image-status [-h] [--json]
+
+options:
+  -h, --help  show this help message and exit
+  --json      print the data as JSON
+`,
+  'image-pause': `usage: nodepool image-pause [-h] [--json] image
+
+positional arguments:
+  image       image name
+
+options:
+  -h, --help  show this help message and exit
+  --json      print the data as JSON
+`,
+  'image-unpause': `usage: nodepool image-unpause [-h] [--json] image
+
+positional arguments:
+  image       image name
 
 options:
   -h, --help  show this help message and exit

@@ -17,7 +17,7 @@ import type { Command } from './commands/common.js';
 import { configValidateCommand } from './commands/config.js';
 import {
   alienImageListCommand, dibImageDeleteCommand, dibImageListCommand, imageBuildCommand,
-  imageDeleteCommand, imageListCommand,
+  imageDeleteCommand, imageListCommand, imagePauseCommand, imageStatusCommand, imageUnpauseCommand,
 } from './commands/images.js';
 import { imageUploadCommand } from './commands/image-progress.js';
 import { labelListCommand } from './commands/labels.js';
@@ -45,6 +45,9 @@ const COMMANDS: Readonly<Record<Exclude<CommandName, PluggedName>, Command>> = {
   'hold': holdCommand,
   'label-list': labelListCommand,
   'image-upload': imageUploadCommand,
+  'image-status': imageStatusCommand,
+  'image-pause': imagePauseCommand,
+  'image-unpause': imageUnpauseCommand,
 };
 
 /** Commands other engineers ship as separate modules, loaded on demand (see context.ts). */

@@ -265,9 +265,15 @@ async function imageBuildIds(zk: ZooKeeper): Promise<{ image: string; buildId: s
   return perImage.flat();
 }
 
-/** Rows for `nodepool dib-image-list`: images sorted, builds in children order. */
+/**
+ * Rows for `nodepool dib-image-list`: images sorted, builds in children order. The builds of an
+ * image paused with `image-pause` show the state `paused`, as in Nodepool 4+.
+ */
 export async function dibImageList(zk: ZooKeeper): Promise<DibImageRow[]> {
   const builds = await imageBuildIds(zk);
+  const images = [...new Set(builds.map((b) => b.image))];
+  const pausedFlags = await mapLimit(images, READ_CONCURRENCY, (image) => zk.isImagePaused(image));
+  const paused = new Set(images.filter((_, i) => pausedFlags[i]));
   const rows = await mapLimit(builds, READ_CONCURRENCY, async ({ image, buildId }): Promise<DibImageRow | null> => {
     const build = await zk.getBuild(image, buildId);
     if (build === null) return null;
@@ -276,7 +282,7 @@ export async function dibImageList(zk: ZooKeeper): Promise<DibImageRow[]> {
       image,
       builder: build.builder,
       formats: build.formats,
-      state: build.state,
+      state: paused.has(image) ? 'paused' : build.state,
       age: Math.trunc(build.state_time),
     };
   });
@@ -305,6 +311,47 @@ export async function imageList(zk: ZooKeeper): Promise<ImageRow[]> {
     };
   });
   return rows.filter((r): r is ImageRow => r !== null);
+}
+
+export const IMAGE_STATUS_COLUMNS = [
+  { key: 'image', title: 'Image' },
+  { key: 'paused', title: 'Paused' },
+  { key: 'build_request', title: 'Build Request' },
+  { key: 'build_request_age', title: 'Build Request Age' },
+] as const satisfies readonly Column[];
+
+export interface ImageStatusRow {
+  image: string;
+  /** paused with `image-pause` (a `pause: true` in the config is not shown here, as in Nodepool) */
+  paused: boolean;
+  /** an `image-build` request waiting for a builder (`pending`) or being built (`building`) */
+  build_request: 'pending' | 'building' | null;
+  /** int(creation time of the request): Unix seconds */
+  build_request_age: number | null;
+}
+
+/** Rows for `nodepool image-status`: every image in ZooKeeper, sorted. */
+export async function imageStatus(zk: ZooKeeper): Promise<ImageStatusRow[]> {
+  const images = await zk.getImageNames();
+  return mapLimit(images, READ_CONCURRENCY, async (image): Promise<ImageStatusRow> => {
+    const [paused, request] = await Promise.all([zk.isImagePaused(image), zk.getBuildRequest(image)]);
+    return {
+      image,
+      paused,
+      build_request: request === null ? null : request.pending ? 'pending' : 'building',
+      build_request_age: request === null ? null : Math.trunc(request.createdAt),
+    };
+  });
+}
+
+/** image-status rows as table cells: Python's True/False, an empty cell for no request (Nodepool 4+). */
+export function imageStatusCells(row: ImageStatusRow, now: number): Record<keyof ImageStatusRow, string> {
+  return {
+    image: row.image,
+    paused: row.paused ? 'True' : 'False',
+    build_request: row.build_request ?? '',
+    build_request_age: row.build_request_age === null ? '' : imageAge(row.build_request_age, now),
+  };
 }
 
 /** Build ids per image that have data for `provider` (Nodepool's getProviderBuilds). */

@@ -120,6 +120,34 @@ test('build requests: create, check, remove', async () => {
   });
 });
 
+test('image-status: a build request is pending until a builder holds the lock and made its build; pause flag', async () => {
+  await withZk(async (zk) => {
+    assert.equal(await zk.getBuildRequest('img'), null);
+    const before = Date.now() / 1000;
+    await zk.submitBuildRequest('img');
+    const pending = await zk.getBuildRequest('img');
+    assert.equal(pending?.pending, true);
+    assert.ok(pending !== null && Math.abs(pending.createdAt - before) < 5, 'created time from the znode stat');
+    const lock = zk.imageBuildLock('img');
+    assert.ok(await lock.acquire({ blocking: false }));
+    assert.equal((await zk.getBuildRequest('img'))?.pending, true, 'locked, no build yet');
+    await zk.storeBuild('img', newImageBuild({ state: 'building' }));
+    assert.equal((await zk.getBuildRequest('img'))?.pending, false, 'building');
+    await lock.release();
+    assert.equal((await zk.getBuildRequest('img'))?.pending, true, 'nobody holds the lock');
+
+    assert.equal(await zk.isImagePaused('img'), false);
+    await zk.setImagePaused('img', true);
+    await zk.setImagePaused('img', true);
+    assert.equal(await zk.isImagePaused('img'), true);
+    assert.deepEqual(await zk.getData('/nodepool/images/img/pause'), Buffer.alloc(0), "Nodepool's path, no data");
+    assert.deepEqual(await zk.getBuildIds('img'), ['0000000001'], 'the flag is not a build');
+    await zk.setImagePaused('img', false);
+    await zk.setImagePaused('img', false);
+    assert.equal(await zk.isImagePaused('img'), false);
+  });
+});
+
 test('image, build-number and upload locks conflict across sessions; blocking times out', async () => {
   const chroot = uniqueChroot();
   const a = await connectZk(chroot);

@@ -128,9 +128,29 @@ test('fields= selects text columns in table order; JSON keeps every key', async 
   assert.equal(j.text, sample('webapp-request-list.json'));
 });
 
+test('/image-status (Nodepool 6+): paused images and build requests, as text and JSON', async () => {
+  const w = await sampleWeb();
+  await w.zk.submitBuildRequest('fake-image');
+  await w.zk.setImagePaused('fake-image', true);
+  await w.zk.setImagePaused('other-image', true);
+  await w.zk.submitBuildRequest('third-image');
+  const r = await http(`${w.url}/image-status`);
+  assert.equal(r.status, 200);
+  const lines = r.text.split('\n');
+  assert.equal(lines[1], '| Image       | Paused | Build Request | Build Request Age |');
+  assert.match(lines[3] ?? '', /^\| fake-image  \| True   \| pending       \| 00:00:00:0\d       \|$/);
+  assert.equal(lines[4], '| other-image | True   |               |                   |');
+  assert.match(lines[5] ?? '', /^\| third-image \| False  \| pending       \| 00:00:00:0\d       \|$/);
+  assert.equal(lines.length, 7, 'no final newline');
+  const j = (await http(`${w.url}/image-status.json`)).json() as { image: string; paused: boolean; build_request: string | null; build_request_age: number | null }[];
+  assert.deepEqual(j.map((x) => [x.image, x.paused, x.build_request, x.build_request_age === null ? null : typeof x.build_request_age]), [
+    ['fake-image', true, 'pending', 'number'], ['other-image', true, null, null], ['third-image', false, 'pending', 'number'],
+  ]);
+});
+
 test('unknown paths are 404 with a JSON error', async () => {
   const w = await sampleWeb();
-  for (const p of ['/nope', '/node-list/x', '/image-status', '/api/v1/nope']) {
+  for (const p of ['/nope', '/node-list/x', '/image-statuses', '/api/v1/nope']) {
     const r = await http(`${w.url}${p}`);
     assert.equal(r.status, 404, p);
     assert.equal((r.json() as { code: string }).code, 'not_found');
@@ -212,7 +232,7 @@ test('the OpenAPI document describes every endpoint with the schemas the server 
     components: { schemas: Record<string, { properties: Record<string, { maximum?: number; additionalProperties?: { maximum?: number } }>; required?: string[] }> };
   };
   assert.equal(doc.openapi, '3.1.0');
-  for (const p of ['/image-list', '/dib-image-list', '/node-list', '/request-list', '/label-list', '/ready', '/metrics',
+  for (const p of ['/image-list', '/dib-image-list', '/image-status', '/node-list', '/request-list', '/label-list', '/ready', '/metrics',
     '/api/v1/leases', '/api/v1/leases/{id}', '/api/v1/status', '/api/v1/events', '/api/v1/history']) {
     assert.ok(doc.paths[p], p);
   }

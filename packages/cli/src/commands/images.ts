@@ -1,11 +1,13 @@
-// Image commands: dib-image-list, image-list, image-build, image-delete, dib-image-delete,
-// alien-image-list.
+// Image commands: dib-image-list, image-list, image-status, image-build, image-pause,
+// image-unpause, image-delete, dib-image-delete, alien-image-list.
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import type { ImageInfo } from '@nodepool-ts/core/provider';
 import { CliError } from '../errors.js';
 import { importOptional } from '../plugin.js';
 import type { CommandContext } from '../runtime.js';
-import { DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, dibImageList, imageAge, imageList } from '../status.js';
+import {
+  DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, IMAGE_STATUS_COLUMNS, dibImageList, imageAge, imageList, imageStatus, imageStatusCells,
+} from '../status.js';
 import { formatObjects, formatTable } from '../table.js';
 import type { Cell } from '../table.js';
 import { startProviderManager } from './provider-manager.js';
@@ -31,6 +33,40 @@ export const imageListCommand: Command = async (_args, ctx) => {
   }
   const now = ctx.now();
   ctx.out(formatObjects(IMAGE_COLUMNS, rows.map((r) => ({ ...r, age: imageAge(r.age, now) }))));
+  return 0;
+};
+
+export const imageStatusCommand: Command = async (_args, ctx) => {
+  const rows = await imageStatus(await ctx.zookeeper());
+  if (ctx.json) {
+    printJson(ctx, rows);
+    return 0;
+  }
+  const now = ctx.now();
+  ctx.out(formatObjects(IMAGE_STATUS_COLUMNS, rows.map((r) => imageStatusCells(r, now))));
+  return 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// image-pause, image-unpause
+
+export const imagePauseCommand: Command = async (args, ctx) => {
+  const image = str(args, 'image');
+  const config = await ctx.loadConfig();
+  const zk = await ctx.zookeeper();
+  // a typo must not create an image: pausing needs the image in the config or in ZooKeeper
+  if (!config.diskimages.has(image) && !(await zk.getImageNames()).includes(image)) {
+    throw new CliError('ENOTCONFIGURED', `Image ${image} is neither a configured diskimage nor known to ZooKeeper`, 1, { image });
+  }
+  await zk.setImagePaused(image, true);
+  if (ctx.json) printJson(ctx, { image, paused: true });
+  return 0;
+};
+
+export const imageUnpauseCommand: Command = async (args, ctx) => {
+  const image = str(args, 'image');
+  await (await ctx.zookeeper()).setImagePaused(image, false);
+  if (ctx.json) printJson(ctx, { image, paused: false });
   return 0;
 };
 
@@ -77,6 +113,13 @@ export const imageBuildCommand: Command = async (args, ctx) => {
   const wait = bool(args, 'wait');
   const waiter = wait ? await loadWaiter() : null; // fail before requesting anything
   const zk = await ctx.zookeeper();
+  if (await zk.isImagePaused(image)) {
+    // Nodepool queues the request; a builder takes it once the image is unpaused
+    if (waiter) {
+      throw new CliError('EPAUSED', `Image ${image} is paused (nodepool image-unpause ${image}); not waiting for a build`, 1, { image });
+    }
+    ctx.log('WARNING', 'nodepool.cmd.nodepoolcmd', `Image ${image} is paused: the build starts when it is unpaused`);
+  }
   const knownBuildIds = waiter ? await zk.getBuildIds(image) : [];
   const requestedAt = ctx.now();
   await zk.submitBuildRequest(image);

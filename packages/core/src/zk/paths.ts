@@ -44,6 +44,11 @@ export const paths = {
   image: (image: string): string => `${IMAGES}/${seg('image', image)}`,
   imageBuildRequest: (image: string): string => `${IMAGES}/${seg('image', image)}/request-build`,
   /**
+   * `nodepool image-pause`: an empty znode whose presence stops new builds of the image. Nodepool
+   * 4+ uses the same path; 3.x tools never read an image znode's children besides `builds`.
+   */
+  imagePause: (image: string): string => `${IMAGES}/${seg('image', image)}/pause`,
+  /**
    * nodepool-ts addition (`nodepool image-upload <provider> <image>`): one empty znode per
    * provider under `request-upload`; Nodepool never lists an image znode's children, so it is
    * invisible to it.

@@ -511,6 +511,34 @@ export class ZooKeeper extends ZkSession {
     await this.deleteIfExists(paths.imageBuildRequest(image));
   }
 
+  /**
+   * A pending `image-build` request, as `image-status` shows it: `pending` until a builder holds
+   * the image's build lock and has created the build it runs (Nodepool's rule: the lock has a
+   * contender and the newest build znode is younger than the lock dir), `building` after.
+   */
+  async getBuildRequest(image: string): Promise<{ pending: boolean; createdAt: number } | null> {
+    const req = await this.stat(paths.imageBuildRequest(image));
+    if (req === null) return null;
+    let pending = true;
+    const lock = await this.stat(paths.imageBuildLock(image));
+    if (lock !== null && lock.numChildren > 0) {
+      const ids = await this.getBuildIds(image);
+      const newest = ids.length > 0 ? await this.stat(paths.build(image, ids[ids.length - 1] ?? '')) : null;
+      pending = newest === null || statTimeMs(newest.ctime) < statTimeMs(lock.ctime);
+    }
+    return { pending, createdAt: statTimeMs(req.ctime) / 1000 };
+  }
+
+  /** `nodepool image-pause` / `image-unpause`: set or clear the image's pause flag (idempotent). */
+  async setImagePaused(image: string, paused: boolean): Promise<void> {
+    if (paused) await this.mkdirp(paths.imagePause(image));
+    else await this.deleteIfExists(paths.imagePause(image));
+  }
+
+  async isImagePaused(image: string): Promise<boolean> {
+    return this.exists(paths.imagePause(image));
+  }
+
   /** nodepool-ts `image-upload`: ask the builder owning the newest build to upload it again. */
   async submitUploadRequest(image: string, provider: string): Promise<void> {
     await this.mkdirp(paths.imageUploadRequest(image, provider));

@@ -1,5 +1,5 @@
-// Nodepool's read-only web API (§7): /image-list, /dib-image-list, /node-list, /request-list,
-// /label-list as PrettyTable text (no final newline) or Python-json.dumps JSON, `fields=` for the
+// Nodepool's read-only web API (§7): /image-list, /dib-image-list, /image-status (Nodepool 6+),
+// /node-list, /request-list, /label-list as PrettyTable text (no final newline) or Python-json.dumps JSON, `fields=` for the
 // text columns, and /ready. Rows and columns come from the CLI's listing code, so the web and
 // `nodepool list` can never disagree.
 //
@@ -10,8 +10,8 @@
 //   by "<redacted>": no secret is ever served.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
-  DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, LABEL_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS,
-  dibImageList, imageAge, imageList, labelList, nodeList, requestList,
+  DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, IMAGE_STATUS_COLUMNS, LABEL_COLUMNS, NODE_COLUMNS, REQUEST_COLUMNS,
+  dibImageList, imageAge, imageList, imageStatus, imageStatusCells, labelList, nodeList, requestList,
 } from '@nodepool-ts/cli/status';
 import type { NodeRow } from '@nodepool-ts/cli/status';
 import { formatObjects, type Cell, type Column } from '@nodepool-ts/cli/table';
@@ -109,6 +109,13 @@ const LISTINGS: Readonly<Record<string, Listing>> = {
     async load(zk, _params, now) {
       const rows = await imageList(zk);
       return { json: rows, text: rows.map((r) => ({ ...r, age: imageAge(r.age, now) })) };
+    },
+  },
+  '/image-status': {
+    columns: IMAGE_STATUS_COLUMNS,
+    async load(zk, _params, now) {
+      const rows = await imageStatus(zk);
+      return { json: rows, text: rows.map((r) => imageStatusCells(r, now)) };
     },
   },
   '/dib-image-list': {

@@ -75,6 +75,7 @@ export function openApiDocument(limits: LeaseLimits, version: string): Record<st
     paths: {
       '/image-list': listing('/image-list', 'Provider image uploads'),
       '/dib-image-list': listing('/dib-image-list', 'Disk image builds'),
+      '/image-status': listing('/image-status', 'Images: paused, pending build requests'),
       '/node-list': listing('/node-list', 'Nodes', [
         { name: 'node_id', in: 'query', required: false, schema: { type: 'string' }, description: 'only this node (unknown id: empty list)' },
       ]),
