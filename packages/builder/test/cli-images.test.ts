@@ -3,6 +3,8 @@
 // `image-upload <provider> <image> [--wait]`, against a builder running the fake DIB.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { main } from '@nodepool-ts/cli';
 import { TestEnv, waitFor } from './helpers.js';
 
@@ -156,4 +158,58 @@ test('image-pause stops builds (requests wait), dib-image-list and image-status 
   await waitFor('no build running', async () => (await zk.getBuilds('fake-image', ['building'])).length === 0);
   const after = JSON.parse((await nodepool(env, 'dib-image-list', '--json')).stdout) as { image: string; state: string }[];
   assert.deepEqual([...new Set(after.map((b) => `${b.image} ${b.state}`))], ['fake-image ready', 'other-image ready']);
+}));
+
+test('export-image-data / import-image-data restore the image data of a lost ZooKeeper; new builds number past it', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }], providers: [{ name: 'fake-provider' }] });
+  const builder = await env.builder();
+  const zk = await env.zk();
+  await waitFor('a build uploaded', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready'])).length > 0);
+  await builder.stop();
+  assert.equal((await nodepool(env, 'image-pause', 'fake-image')).code, 0);
+  const dibBefore = (await nodepool(env, 'dib-image-list', '--json')).stdout;
+  const imagesBefore = (await nodepool(env, 'image-list', '--json')).stdout;
+
+  const file = join(env.dir, 'image-data.json');
+  const exp = await nodepool(env, 'export-image-data', file);
+  assert.equal(exp.code, 0, exp.stderr);
+  assert.equal(exp.stdout, '');
+  assert.equal(statSync(file).mode & 0o777, 0o600);
+  const data = JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  assert.deepEqual(Object.keys(data), [
+    '/nodepool/images/fake-image/pause', '/nodepool/images/fake-image/builds/0000000001',
+    '/nodepool/images/fake-image/builds/0000000001/providers/fake-provider/images/0000000001',
+  ]);
+  assert.match(readFileSync(file, 'utf8'), /^\{"\/nodepool\/images\/fake-image\/pause": "", /, "Python's json.dump layout");
+
+  // ZooKeeper loses everything
+  await zk.deleteRecursive('/nodepool/images');
+  assert.equal((await nodepool(env, 'dib-image-list', '--json')).stdout.trim(), '[]');
+  // a bad file imports nothing
+  const bad = join(env.dir, 'bad.json');
+  writeFileSync(bad, JSON.stringify({ ...data, '/nodepool/nodes/0000000001': '{}' }));
+  const refused = await nodepool(env, 'import-image-data', bad);
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /bad\.json: \/nodepool\/nodes\/0000000001: not an image build, upload or pause znode; nothing imported/);
+  writeFileSync(bad, '{"truncated": ');
+  const broken = await nodepool(env, 'import-image-data', bad);
+  assert.equal(broken.code, 1);
+  assert.match(broken.stderr, /Cannot read .*bad\.json: /);
+  assert.deepEqual(await zk.getImageNames(), []);
+
+  const imp = await nodepool(env, 'import-image-data', file, '--json');
+  assert.equal(imp.code, 0, imp.stderr);
+  assert.deepEqual(JSON.parse(imp.stdout), { path: file, znodes: 3 });
+  assert.equal((await nodepool(env, 'dib-image-list', '--json')).stdout, dibBefore);
+  assert.equal((await nodepool(env, 'image-list', '--json')).stdout, imagesBefore);
+  assert.equal(await zk.isImagePaused('fake-image'), true);
+
+  // the builder carries on from the restored data: the next build gets a new number
+  assert.equal((await nodepool(env, 'image-unpause', 'fake-image')).code, 0);
+  assert.equal((await nodepool(env, 'image-build', 'fake-image')).code, 0);
+  await env.builder();
+  await waitFor('a new build', async () => (await zk.getBuilds('fake-image', ['ready'])).length === 2);
+  const ids = await zk.getBuildIds('fake-image');
+  assert.equal(ids[0], '0000000001');
+  assert.ok(Number(ids[1]) > 1, `new build ${ids[1]}`);
 }));

@@ -9,7 +9,7 @@ export const COMMAND_NAMES = [
   'list', 'image-list', 'dib-image-list', 'image-build', 'alien-image-list', 'delete',
   'image-delete', 'dib-image-delete', 'config-validate', 'request-list', 'info', 'erase',
   'hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host', 'image-status',
-  'image-pause', 'image-unpause',
+  'image-pause', 'image-unpause', 'export-image-data', 'import-image-data',
 ] as const;
 export type CommandName = (typeof COMMAND_NAMES)[number];
 
@@ -74,6 +74,8 @@ export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
   'image-status': { name: 'image-status', args: [json] },
   'image-pause': { name: 'image-pause', args: [pos('image'), json] },
   'image-unpause': { name: 'image-unpause', args: [pos('image'), json] },
+  'export-image-data': { name: 'export-image-data', args: [pos('path'), json] },
+  'import-image-data': { name: 'import-image-data', args: [pos('path'), json] },
 };
 
 export interface GlobalOptions {

@@ -10,6 +10,8 @@ export type CliErrorCode =
   | 'ECONFIG' // the config could not be loaded
   | 'ELOGCONFIG' // -l file unreadable
   | 'EUNAVAILABLE' // a feature whose module is not part of this build
+  | 'EIO' // a file the command reads or writes (export/import-image-data)
+  | 'EINVAL' // a file whose contents are not what the command takes
   | 'EFAILED'; // anything else a command reports as failed
 
 export class CliError extends Error {

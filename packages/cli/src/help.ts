@@ -4,7 +4,7 @@
 
 export const MAIN_HELP = `usage: nodepool [-h] [-l LOGCONFIG] [--version] [-c CONFIG] [-s SECURE]
                 [--debug]
-                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause}
+                {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause,export-image-data,import-image-data}
                 ...
 
 Node pool.
@@ -21,7 +21,7 @@ options:
 commands:
   valid commands
 
-  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause}
+  {list,image-list,dib-image-list,image-build,alien-image-list,delete,image-delete,dib-image-delete,config-validate,request-list,info,erase,hold,label-list,history,stats,token,image-upload,static-host,image-status,image-pause,image-unpause,export-image-data,import-image-data}
                         additional help
     list                list nodes
     image-list          list images from providers
@@ -46,6 +46,8 @@ commands:
     image-status        list image status
     image-pause         pause an image
     image-unpause       unpause an image
+    export-image-data   Export image data from ZooKeeper
+    import-image-data   Import image data to ZooKeeper
 `;
 
 export const COMMAND_HELP: Readonly<Record<string, string>> = {
@@ -196,6 +198,24 @@ options:
 
 positional arguments:
   image       image name
+
+options:
+  -h, --help  show this help message and exit
+  --json      print the data as JSON
+`,
+  'export-image-data': `usage: nodepool export-image-data [-h] [--json] path
+
+positional arguments:
+  path        Export file path
+
+options:
+  -h, --help  show this help message and exit
+  --json      print the data as JSON
+`,
+  'import-image-data': `usage: nodepool import-image-data [-h] [--json] path
+
+positional arguments:
+  path        Import file path
 
 options:
   -h, --help  show this help message and exit

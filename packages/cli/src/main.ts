@@ -17,7 +17,8 @@ import type { Command } from './commands/common.js';
 import { configValidateCommand } from './commands/config.js';
 import {
   alienImageListCommand, dibImageDeleteCommand, dibImageListCommand, imageBuildCommand,
-  imageDeleteCommand, imageListCommand, imagePauseCommand, imageStatusCommand, imageUnpauseCommand,
+  exportImageDataCommand, imageDeleteCommand, imageListCommand, imagePauseCommand, imageStatusCommand,
+  imageUnpauseCommand, importImageDataCommand,
 } from './commands/images.js';
 import { imageUploadCommand } from './commands/image-progress.js';
 import { labelListCommand } from './commands/labels.js';
@@ -48,6 +49,8 @@ const COMMANDS: Readonly<Record<Exclude<CommandName, PluggedName>, Command>> = {
   'image-status': imageStatusCommand,
   'image-pause': imagePauseCommand,
   'image-unpause': imageUnpauseCommand,
+  'export-image-data': exportImageDataCommand,
+  'import-image-data': importImageDataCommand,
 };
 
 /** Commands other engineers ship as separate modules, loaded on demand (see context.ts). */

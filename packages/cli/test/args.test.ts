@@ -6,8 +6,9 @@ import { COMMANDS, COMMAND_NAMES, parseArgs, UsageError } from '../src/args.js';
 import { COMMAND_HELP, MAIN_HELP } from '../src/help.js';
 
 const SAMPLES = '/work/shared/docs/nodepool-output-samples';
-// (the commands Nodepool 3.x lacks: ours, and image-status/image-pause/image-unpause of later Nodepool)
-const OURS = ['hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host', 'image-status', 'image-pause', 'image-unpause'];
+// (the commands Nodepool 3.x lacks: ours, and image-status/-pause/-unpause, export/import-image-data of later Nodepool)
+const OURS = ['hold', 'label-list', 'history', 'stats', 'token', 'image-upload', 'static-host', 'image-status', 'image-pause', 'image-unpause',
+  'export-image-data', 'import-image-data'];
 
 test('nodepool -h is Nodepool\'s help with our commands appended', () => {
   const nodepool = readFileSync(`${SAMPLES}/help.txt`, 'utf8');

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newImageBuild, newImageUpload } from '../src/model/index.js';
-import { LockTimeoutError, ZkError, paths, type ZooKeeper } from '../src/zk/index.js';
+import { ImageDataError, LockTimeoutError, ZkError, paths, type ZooKeeper } from '../src/zk/index.js';
 import { connectZk, dropChroot, uniqueChroot } from './zk-helpers.js';
 
 async function withZk(fn: (zk: ZooKeeper) => Promise<void>): Promise<void> {
@@ -145,6 +145,53 @@ test('image-status: a build request is pending until a builder holds the lock an
     await zk.setImagePaused('img', false);
     await zk.setImagePaused('img', false);
     assert.equal(await zk.isImagePaused('img'), false);
+  });
+});
+
+test('export-image-data / import-image-data: a round trip; sequence numbers go past the imported; bad data writes nothing', async () => {
+  let exported: Record<string, string> = {};
+  let lastUpload = '';
+  await withZk(async (zk) => {
+    const lock = zk.imageBuildLock('img');
+    assert.ok(await lock.acquire({ blocking: false }));
+    const b1 = await zk.storeBuild('img', newImageBuild({ state: 'ready', builder: 'nb01', formats: ['qcow2'] }));
+    const b2 = await zk.storeBuild('img', newImageBuild({ state: 'ready', builder: 'nb01', formats: ['qcow2'] }));
+    await lock.release();
+    const ups: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ups.push(await zk.storeImageUpload('img', b2, 'cloud', newImageUpload({ state: 'ready', external_id: `ext-${i}`, external_name: 'img-1' })));
+    }
+    assert.ok(await zk.deleteBuild('img', b1), 'a build without uploads is deleted');
+    lastUpload = ups[2] ?? '';
+    await zk.setImagePaused('img', true);
+    exported = await zk.exportImageData();
+    assert.deepEqual(Object.keys(exported), [
+      '/nodepool/images/img/pause', `/nodepool/images/img/builds/${b2}`,
+      ...ups.map((u) => `/nodepool/images/img/builds/${b2}/providers/cloud/images/${u}`),
+    ]);
+    assert.equal(exported['/nodepool/images/img/pause'], '');
+    assert.equal(JSON.parse(exported[`/nodepool/images/img/builds/${b2}`] ?? '{}').builder, 'nb01');
+  });
+  // into an empty tree (a new ZooKeeper)
+  await withZk(async (zk) => {
+    const bad = { ...exported, '/nodepool/nodes/0000000001': '{}' };
+    await assert.rejects(zk.importImageData(bad), (err: unknown) => err instanceof ImageDataError && /nodes\/0000000001: not an image build/.test(err.message));
+    await assert.rejects(zk.importImageData({ ...exported, '/nodepool/images/img/builds/0000000009': 'garbage{' }), /builds\/0000000009: not an image build/);
+    await assert.rejects(zk.importImageData({ '/nodepool/images/img/pause': 3 }), /the value is not a string/);
+    assert.deepEqual(await zk.getImageNames(), [], 'nothing written');
+
+    assert.equal(await zk.importImageData(exported), 5);
+    assert.deepEqual(await zk.exportImageData(), exported, 'the same data back');
+    assert.equal(await zk.isImagePaused('img'), true);
+    const [buildId] = await zk.getBuildIds('img');
+    // the next build and upload get numbers past the imported ones
+    const next = await zk.storeBuild('img', newImageBuild({ state: 'building' }));
+    assert.ok(Number(next) > Number(buildId), `${next} > ${buildId}`);
+    const up = await zk.storeImageUpload('img', buildId ?? '', 'cloud', newImageUpload({ state: 'uploading' }));
+    assert.ok(Number(up) > Number(lastUpload), `upload ${up} > ${lastUpload}`);
+    // importing twice overwrites in place
+    assert.equal(await zk.importImageData(exported), 5);
+    assert.deepEqual((await zk.getUploadIds('img', buildId ?? '', 'cloud')).length, 4);
   });
 });
 

@@ -1,6 +1,9 @@
 // Image commands: dib-image-list, image-list, image-status, image-build, image-pause,
-// image-unpause, image-delete, dib-image-delete, alien-image-list.
-import type { ZooKeeper } from '@nodepool-ts/core/zk';
+// image-unpause, image-delete, dib-image-delete, alien-image-list, export-image-data,
+// import-image-data.
+import { readFile, writeFile } from 'node:fs/promises';
+import { pythonJson } from '@nodepool-ts/core/model';
+import { ImageDataError, type ZooKeeper } from '@nodepool-ts/core/zk';
 import type { ImageInfo } from '@nodepool-ts/core/provider';
 import { CliError } from '../errors.js';
 import { importOptional } from '../plugin.js';
@@ -223,5 +226,48 @@ export const alienImageListCommand: Command = async (args, ctx) => {
   }
   if (ctx.json) printJson(ctx, rows);
   else ctx.out(formatTable(ALIEN_COLUMNS, rows.map((r): Cell[] => [r.provider, r.name, r.id])));
+  return 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// export-image-data, import-image-data
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Builds, uploads and pause flags to a file (Nodepool's format: JSON of znode path → data). */
+export const exportImageDataCommand: Command = async (args, ctx) => {
+  const path = str(args, 'path');
+  const data = await (await ctx.zookeeper()).exportImageData();
+  try {
+    await writeFile(path, pythonJson(data), { mode: 0o600 });
+  } catch (err) {
+    throw new CliError('EIO', `Cannot write ${path}: ${reason(err)}`, 1, { path });
+  }
+  if (ctx.json) printJson(ctx, { path, znodes: Object.keys(data).length });
+  return 0;
+};
+
+/** The file back into ZooKeeper; a file with one bad entry imports nothing. */
+export const importImageDataCommand: Command = async (args, ctx) => {
+  const path = str(args, 'path');
+  let data: unknown;
+  try {
+    data = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new CliError(err instanceof SyntaxError ? 'EINVAL' : 'EIO', `Cannot read ${path}: ${reason(err)}`, 1, { path });
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new CliError('EINVAL', `${path} is not an image data export (a JSON object of znode paths); nothing imported`, 1, { path });
+  }
+  let written: number;
+  try {
+    written = await (await ctx.zookeeper()).importImageData(data as Record<string, unknown>);
+  } catch (err) {
+    if (!(err instanceof ImageDataError)) throw err;
+    throw new CliError('EINVAL', `${path}: ${err.message}; nothing imported`, 1, { path, znode: err.path });
+  }
+  if (ctx.json) printJson(ctx, { path, znodes: written });
   return 0;
 };

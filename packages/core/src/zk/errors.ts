@@ -12,6 +12,14 @@ export class ZkError extends Error {
   }
 }
 
+/** An `import-image-data` entry that is not an image build, upload or pause znode (nothing was written). */
+export class ImageDataError extends Error {
+  constructor(readonly path: string, message: string) {
+    super(`${path}: ${message}`);
+    this.name = 'ImageDataError';
+  }
+}
+
 /** The initial connection did not succeed within `connectTimeoutMs`. */
 export class ZkConnectError extends Error {
   readonly code = 'ECONNECT' as const;

@@ -10,7 +10,7 @@ export { Lock, CONTENDER_RE, sortContenders, type AcquireOptions } from './lock.
 export { ZnodeCache, NodeCache, RequestCache } from './cache.js';
 export { paths, LOCK_CHILD } from './paths.js';
 export {
-  ZkError, ZkConnectError, LockError, LockTimeoutError, isRetryable, isNoNode, isNodeExists,
+  ZkError, ZkConnectError, ImageDataError, LockError, LockTimeoutError, isRetryable, isNoNode, isNodeExists,
   type ZkErrorCode,
 } from './errors.js';
 export { mapLimit, Limiter, READ_CONCURRENCY } from './concurrency.js';

@@ -7,7 +7,7 @@ import {
   type UploadState,
 } from '../model/index.js';
 import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
-import { LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
+import { ImageDataError, LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
 import { CONTENDER_RE, Lock, type AcquireOptions } from './lock.js';
 import { LOCK_CHILD, paths } from './paths.js';
 import { ZkSession, statTimeMs, type MultiOp } from './session.js';
@@ -24,6 +24,10 @@ export interface LockStat {
   mtimeMs: number;
   ctimeMs: number;
 }
+
+/** The znodes an image data export holds: `<image>/pause`, a build, an upload (groups: image, build, provider, upload). */
+const IMAGE_DATA_PATH = new RegExp(`^${paths.imagesRoot}/([^/]+)/(?:pause|builds/([^/]+)(?:/providers/([^/]+)/images/([^/]+))?)$`);
+const EMPTY_DATA = Buffer.alloc(0);
 
 function byId<T extends { id: string | null }>(a: T, b: T): number {
   const x = a.id ?? '';
@@ -537,6 +541,76 @@ export class ZooKeeper extends ZkSession {
 
   async isImagePaused(image: string): Promise<boolean> {
     return this.exists(paths.imagePause(image));
+  }
+
+  /**
+   * `nodepool export-image-data`: the pause flags, builds and uploads of every image as znode
+   * path → data text, in Nodepool's format (a backup that `importImageData` restores).
+   */
+  async exportImageData(): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const image of await this.getImageNames()) {
+      if (await this.isImagePaused(image)) out[paths.imagePause(image)] = '';
+      for (const buildId of await this.getBuildIds(image)) {
+        const build = await this.getData(paths.build(image, buildId));
+        if (build === null) continue;
+        out[paths.build(image, buildId)] = build.toString('utf8');
+        for (const provider of await this.getBuildProviders(image, buildId)) {
+          for (const uploadId of await this.getUploadIds(image, buildId, provider)) {
+            const upload = await this.getData(paths.upload(image, buildId, provider, uploadId));
+            if (upload !== null) out[paths.upload(image, buildId, provider, uploadId)] = upload.toString('utf8');
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  /**
+   * `nodepool import-image-data`: write an export back (meant for a quiet system: no builder
+   * running). Every entry is checked first and nothing is written if one is not a pause flag,
+   * build or upload that parses; then, like Nodepool, each sequence counter (builds, uploads) is
+   * moved past the highest imported number, so the next build or upload cannot collide with an
+   * imported one. Returns the number of znodes written.
+   */
+  async importImageData(data: Readonly<Record<string, unknown>>): Promise<number> {
+    const texts = new Map<string, string>();
+    const highest = new Map<string, number>();
+    for (const [path, value] of Object.entries(data)) {
+      if (typeof value !== 'string') throw new ImageDataError(path, 'the value is not a string');
+      const m = IMAGE_DATA_PATH.exec(path);
+      if (m === null) throw new ImageDataError(path, 'not an image build, upload or pause znode');
+      const [, image = '', buildId, provider, uploadId] = m;
+      if (buildId === undefined) {
+        // a pause flag
+      } else if (provider === undefined || uploadId === undefined) {
+        if (buildId === LOCK_CHILD || buildFromData(image, buildId, Buffer.from(value)) === null) {
+          throw new ImageDataError(path, 'not an image build');
+        }
+      } else if (uploadId === LOCK_CHILD || uploadFromData(image, buildId, provider, uploadId, Buffer.from(value)) === null) {
+        throw new ImageDataError(path, 'not an image upload');
+      }
+      texts.set(path, value);
+      const id = uploadId ?? buildId;
+      if (id !== undefined && /^\d+$/.test(id)) {
+        const parent = paths.parent(path);
+        highest.set(parent, Math.max(highest.get(parent) ?? 0, Number(id)));
+      }
+    }
+    for (const [parent, num] of highest) {
+      // sequential creates until the counter has passed `num`; the imported ones are kept
+      for (;;) {
+        const created = await this.create(`${parent}/`, EMPTY_DATA, 'persistent_sequential');
+        if (!texts.has(created)) await this.delete(created);
+        if (Number(created.slice(parent.length + 1)) >= num) break;
+      }
+    }
+    for (const [path, text] of texts) {
+      const bytes = Buffer.from(text, 'utf8');
+      if (await this.exists(path)) await this.setData(path, bytes);
+      else await this.create(path, bytes);
+    }
+    return texts.size;
   }
 
   /** nodepool-ts `image-upload`: ask the builder owning the newest build to upload it again. */
