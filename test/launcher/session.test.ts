@@ -42,3 +42,17 @@ test('after a forced session expiry the launcher re-registers and serves again',
     env.cleanup();
   }
 });
+
+test('zookeeper-timeout in nodepool.yaml is the session timeout the launcher asks ZooKeeper for', async () => {
+  const env = testEnv();
+  const launcher = new Launcher({
+    configFile: env.write('nodepool.yaml', fakeConfig(env, { top: 'zookeeper-timeout: 7.5' })), hostname: 'test', watchIntervalMs: 0,
+  });
+  await launcher.start();
+  try {
+    // negotiated by the server, within its bounds (scripts/zk.sh: 1 s to 60 s)
+    assert.equal(launcher.zk.sessionTimeout, 7500);
+  } finally {
+    await launcher.stop();
+  }
+});

@@ -118,7 +118,7 @@ export class Builder implements BuilderContext {
     this._config = config;
     this._builderId = await readOrCreateBuilderId(config.imagesDir ?? '');
     const zk = new ZooKeeper({
-      servers: config.zookeeperServers, log: getLogger('nodepool.zk'),
+      servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, log: getLogger('nodepool.zk'),
       ...(this.options.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}),
     });
     this._zk = zk;

@@ -122,6 +122,7 @@ export class Runtime implements CommandContext {
     }
     const zk = new ZooKeeper({
       servers,
+      sessionTimeoutMs: config.zookeeperTimeoutMs,
       connectTimeoutMs: this.zkConnectTimeoutMs,
       log: getLogger('nodepool.zk.ZooKeeper'),
     });

@@ -153,6 +153,7 @@ test('defaults of a minimal file', async () => {
   const dir = tempDir({ 'nodepool.yaml': 'labels:\n  - name: l\n' });
   const c = await loadConfig(join(dir, 'nodepool.yaml'), { env: isolatedEnv() });
   assert.deepEqual(c.zookeeperServers, []);
+  assert.equal(c.zookeeperTimeoutMs, 10_000, "Nodepool's default session timeout");
   assert.deepEqual(c.webapp, { port: 8005, listenAddress: '127.0.0.1', leases: {} }, 'nodepool-ts listens on loopback by default');
   assert.equal(c.elementsDir, null);
   assert.equal(c.imagesDir, null);
@@ -165,6 +166,11 @@ test('defaults of a minimal file', async () => {
   assert.equal(c.privateKey, null);
   assert.equal(c.scriptDir, null);
   assert.equal(c.cloudsFile, null);
+});
+
+test('zookeeper-timeout (seconds, Nodepool 6.0+) sets the session timeout', async () => {
+  const dir = tempDir({ 'n.yaml': 'zookeeper-timeout: 30.5\n' });
+  assert.equal((await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() })).zookeeperTimeoutMs, 30_500);
 });
 
 test('max-hold-age 0 or negative means unlimited', async () => {

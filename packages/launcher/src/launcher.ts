@@ -96,7 +96,9 @@ export class Launcher implements LauncherContext {
 
   async start(): Promise<void> {
     this.config = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
-    this.zk = new ZooKeeper({ servers: this.config.zookeeperServers, log: this.logger('nodepool.zk') });
+    this.zk = new ZooKeeper({
+      servers: this.config.zookeeperServers, sessionTimeoutMs: this.config.zookeeperTimeoutMs, log: this.logger('nodepool.zk'),
+    });
     await this.zk.connect();
     this.nodeCache = new NodeCache(this.zk);
     this.requestCache = new RequestCache(this.zk);

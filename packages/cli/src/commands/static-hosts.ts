@@ -196,7 +196,10 @@ async function zookeeper(ctx: CliContext): Promise<{ zk: ZooKeeper; done(): Prom
   if (typeof shared === 'function') return { zk: await shared.call(ctx), done: async () => undefined };
   const config = await ctx.loadConfig();
   if (config.zookeeperServers.length === 0) throw new CliError('ENOZK', `No zookeeper-servers configured in ${config.file}`);
-  const zk = new ZooKeeper({ servers: config.zookeeperServers, connectTimeoutMs: 10_000, log: getLogger('nodepool.zk.ZooKeeper') });
+  const zk = new ZooKeeper({
+    servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, connectTimeoutMs: 10_000,
+    log: getLogger('nodepool.zk.ZooKeeper'),
+  });
   try {
     await zk.connect();
   } catch (err) {

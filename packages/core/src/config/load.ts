@@ -281,6 +281,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
   const config: Config = {
     file: configFile,
     zookeeperServers: zk,
+    zookeeperTimeoutMs: Math.round((t['zookeeper-timeout'] ?? 10) * 1000),
     labels,
     providers,
     diskimages,

@@ -130,6 +130,8 @@ const cron = obj({
 
 export const topLevelSchema = obj({
   'zookeeper-servers': list(zookeeperServer).optional(),
+  // Nodepool 6.0+: the ZooKeeper session timeout, in seconds
+  'zookeeper-timeout': z.number({ error: 'expected number of seconds > 0' }).positive({ error: 'expected number of seconds > 0' }).optional(),
   labels: list(label).optional(),
   // validated one by one with their driver's schema (providerSchemas)
   providers: list(z.unknown()).optional(),
@@ -381,7 +383,8 @@ export function isDriverName(name: string): name is DriverName {
 }
 
 // ---------------------------------------------------------------------------------------------
-// keys that were valid before Nodepool 3.0: say what replaced them instead of "unknown key"
+// keys that were valid before Nodepool 3.0: say what replaced them instead of "unknown key";
+// keys of later Nodepool releases nodepool-ts does not have: say so
 
 const CREDENTIALS = 'cloud credentials moved to clouds.yaml in Nodepool 3.0: set providers[].cloud to a clouds.yaml entry';
 const CLOUDS_YAML = 'removed in Nodepool 3.0: configure this for the cloud in clouds.yaml';
@@ -392,6 +395,8 @@ const LEGACY_HINTS: Record<string, Record<string, string>> = {
     'zmq-publishers': 'removed in Nodepool 3.0: node usage is no longer reported by Jenkins over ZMQ; Zuul locks nodes and marks them used/in-use in ZooKeeper',
     targets: 'removed in Nodepool 3.0: nodes are no longer attached to Jenkins targets; Zuul takes them through ZooKeeper node requests and holds them with the node lock (its lease)',
     zookeeper: 'did you mean zookeeper-servers?',
+    'zookeeper-tls': 'TLS to ZooKeeper (Nodepool 4.0+) is not supported by nodepool-ts: its ZooKeeper client speaks plain TCP; remove it and reach ZooKeeper over a private network or a TLS tunnel',
+    'tenant-resource-limits': 'per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
   },
   labels: {
     image: 'removed in Nodepool 3.0: the image is chosen per provider with diskimage or cloud-image in providers[].pools[].labels[]',
@@ -399,6 +404,7 @@ const LEGACY_HINTS: Record<string, Record<string, string>> = {
     subnodes: 'removed in Nodepool 3.0: request several nodes in one Zuul nodeset instead',
   },
   providers: {
+    priority: 'provider priority (Nodepool 6.1+) is not supported by nodepool-ts; every provider that can serve a request may take it',
     'max-servers': 'moved in Nodepool 3.0 to providers[].pools[].max-servers',
     images: 'replaced in Nodepool 3.0 by top-level diskimages with providers[].diskimages (built by nodepool-builder) or providers[].cloud-images (existing images), used from providers[].pools[].labels[]',
     username: CREDENTIALS,

@@ -216,6 +216,8 @@ export interface Config {
   /** absolute path of the file the config was loaded from */
   file: string;
   zookeeperServers: ZooKeeperServer[];
+  /** `zookeeper-timeout` (seconds, Nodepool 6.0+) as ms: the session timeout asked of ZooKeeper (default 10 s) */
+  zookeeperTimeoutMs: number;
   labels: Map<string, Label>;
   providers: Map<string, Provider>;
   diskimages: Map<string, DiskImage>;
