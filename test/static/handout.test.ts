@@ -164,7 +164,8 @@ test('ready-script: passing hosts are handed out, failing and hanging ones are t
   script('hang.sh', '#!/bin/sh\necho hanging\nsleep 600\n');
   const stored: { node: Node; reason: string }[] = [];
   const prev = process.env.NODEPOOL_READY_SCRIPT_TIMEOUT;
-  process.env.NODEPOOL_READY_SCRIPT_TIMEOUT = '2';
+  // long enough for the passing host's SSH and script on a loaded machine, short for a test
+  process.env.NODEPOOL_READY_SCRIPT_TIMEOUT = '5';
   const cfg = env.write('nodepool.yaml', staticYaml(env, {
     top: `private-key: ${key.privateKey}\nscript-dir: ${env.dir}\n`,
     labels: [{ name: 'rs-ok', readyScript: 'ok.sh' }, { name: 'rs-fail', readyScript: 'fail.sh' }, { name: 'rs-hang', readyScript: 'hang.sh' }],
@@ -175,12 +176,13 @@ test('ready-script: passing hosts are handed out, failing and hanging ones are t
   }));
   let launcher;
   try {
-    launcher = await startLauncher(cfg, cleanups);
+    launcher = await startLauncher(cfg, cleanups, undefined, (l) => {
+      l.events.on('node-stored', (node: Node, _by: string, reason: string) => stored.push({ node: { ...node }, reason }));
+    });
   } finally {
     if (prev === undefined) delete process.env.NODEPOOL_READY_SCRIPT_TIMEOUT;
     else process.env.NODEPOOL_READY_SCRIPT_TIMEOUT = prev;
   }
-  launcher.events.on('node-stored', (node: Node, _by: string, reason: string) => stored.push({ node: { ...node }, reason }));
   // the passing host: ready (both slots) after one run, while the hanging host is still running
   // (its script has not timed out yet: the other pool did not wait for it)
   const ok = await waitFor('rs-ok ready', async () => ((await readyOf(zk, h1.address)).length === 2 ? readyOf(zk, h1.address) : null));
@@ -196,7 +198,7 @@ test('ready-script: passing hosts are handed out, failing and hanging ones are t
   assert.match(failRecord?.reason ?? '', /ready-script .*fail\.sh failed: exit 3/);
   assert.match(failRecord?.reason ?? '', /packstack failed: no keystone/);
   // the hanging host: bounded by the timeout, then failed the same way
-  await waitFor('rs-hang timed out', () => stored.some((s) => s.node.hostname === h3.address && s.node.state === 'failed'), 10_000);
+  await waitFor('rs-hang timed out', () => stored.some((s) => s.node.hostname === h3.address && s.node.state === 'failed'), 20_000);
   assert.match(stored.find((s) => s.node.hostname === h3.address && s.node.state === 'failed')?.reason ?? '', /timed out after/);
   await new Promise((r) => setTimeout(r, 500));
   const hosts = new Map((await staticManager(launcher).describeHosts()).map((h) => [h.name, h]));

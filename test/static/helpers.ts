@@ -106,8 +106,11 @@ export async function useNode(zk: ZooKeeper, id: string): Promise<{ finish(): Pr
   };
 }
 
-export async function startLauncher(configFile: string, cleanups: (() => Promise<void> | void)[], hostname = 'static-test'): Promise<Launcher> {
+export async function startLauncher(configFile: string, cleanups: (() => Promise<void> | void)[], hostname = 'static-test',
+  beforeStart?: (l: Launcher) => void): Promise<Launcher> {
   const l = new Launcher({ configFile, hostname, watchIntervalMs: 100, cleanupIntervalMs: 3_600_000, webapp: false });
+  // (listeners attached here see what the start itself does: the first host checks)
+  beforeStart?.(l);
   await l.start();
   cleanups.push(() => l.stop());
   return l;
