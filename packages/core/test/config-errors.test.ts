@@ -203,6 +203,33 @@ test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeou
   ]);
 });
 
+test('diskimage parents: unknown, looping, and an abstract image used by a provider are errors', async () => {
+  const dir = tempDir({ 'parents.yaml': [
+    'diskimages:',
+    '  - name: orphan',
+    '    parent: nosuch',
+    '  - name: a',
+    '    parent: b',
+    '  - name: b',
+    '    parent: a',
+    '  - name: base',
+    '    abstract: true',
+    'providers:',
+    '  - name: fake-provider',
+    '    diskimages: [{name: base}]',
+    '    pools: []',
+    '',
+  ].join('\n') });
+  const issues = lines(await loadIssues(join(dir, 'parents.yaml')), dir);
+  assert.deepEqual(issues.slice(0, 3), [
+    'parents.yaml:3:5: diskimages[0].parent: unknown parent diskimage "nosuch"',
+    'parents.yaml:5:5: diskimages[1].parent: diskimage parents loop: a -> b -> a',
+    'parents.yaml:7:5: diskimages[2].parent: diskimage parents loop: b -> a -> b',
+  ]);
+  assert.equal(issues.length, 4, issues.join('\n'));
+  assert.match(issues[3] ?? '', /^parents\.yaml:12:\d+: providers\[0\]\.diskimages\[0\]\.name: diskimage "base" is abstract \(only a parent of other diskimages\): it is never built$/);
+});
+
 test('cron expressions are checked (node-cron, five fields); database URIs are checked, never echoed', async () => {
   assert.equal(isCronExpression('27 */6 * * *'), true);
   assert.equal(isCronExpression('*/15 * * * *'), true);

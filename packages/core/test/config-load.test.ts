@@ -190,6 +190,40 @@ test('diskimage defaults; a diskimage uploaded nowhere is built as qcow2', async
   assert.deepEqual(c.diskimages.get('tarred')?.formats, ['tar']);
 });
 
+test('diskimage inheritance (Nodepool 3.13+): parents first, elements append, env-vars merge, abstract ones are not built', async () => {
+  const dir = tempDir({ 'n.yaml': [
+    'diskimages:',
+    '  - name: base',
+    '    abstract: true',
+    '    elements: [debian-minimal, vm]',
+    '    env-vars: {DIB_A: "1", DIB_B: "1"}',
+    '    formats: [raw]',
+    '    release: 12',
+    '    rebuild-age: 3600',
+    '    pause: true',
+    '  - name: debian',
+    '    parent: base',
+    '    elements: [nodepool-base]',
+    '    env-vars: {DIB_B: "2"}',
+    '    pause: false',
+    '  - name: debian-big',
+    '    parent: debian',
+    '    elements: [big]',
+    '    formats: [qcow2]',
+    '    username: ci',
+  ].join('\n') });
+  const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
+  assert.deepEqual([...c.diskimages.keys()], ['debian', 'debian-big'], 'the abstract base is not an image');
+  assert.deepEqual(c.diskimages.get('debian'), {
+    name: 'debian', elements: ['debian-minimal', 'vm', 'nodepool-base'], release: '12', envVars: { DIB_A: '1', DIB_B: '2' },
+    formats: ['raw'], rebuildAge: 3600, pause: true, username: 'zuul', buildTimeout: 28800,
+  }, "pause: false does not unpause a paused parent (Nodepool's rule)");
+  assert.deepEqual(c.diskimages.get('debian-big'), {
+    name: 'debian-big', elements: ['debian-minimal', 'vm', 'nodepool-base', 'big'], release: '12',
+    envVars: { DIB_A: '1', DIB_B: '2' }, formats: ['qcow2'], rebuildAge: 3600, pause: true, username: 'ci', buildTimeout: 28800,
+  });
+});
+
 test('fake provider defaults need no clouds.yaml; min-ram 8192 matches a 4 vCPU / 8192 MB flavor', async () => {
   const dir = tempDir({
     'n.yaml': [

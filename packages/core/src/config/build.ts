@@ -28,6 +28,8 @@ export interface BuildContext {
   /** resolves a data path (images, logs, fake state) against the state dir */
   dataPath: (p: string) => string;
   issues: ConfigIssue[];
+  /** abstract diskimages (parents only): named when something refers to one as an image */
+  abstractDiskimages?: Set<string>;
 }
 
 const UNLIMITED = Infinity;
@@ -68,11 +70,60 @@ export function buildLabels(ctx: BuildContext, top: TopLevelIn): Map<string, Lab
   return labels;
 }
 
+type DiskImageIn = NonNullable<TopLevelIn['diskimages']>[number];
+
+function unknownDiskimage(ctx: BuildContext, name: string): string {
+  return ctx.abstractDiskimages?.has(name)
+    ? `diskimage "${name}" is abstract (only a parent of other diskimages): it is never built`
+    : `diskimage "${name}" is not defined in the top-level diskimages`;
+}
+
+/**
+ * One diskimage's settings laid over what it inherits, as Nodepool's DiskImage.setFromConfig:
+ * elements append, env-vars merge, every other setting replaces the inherited one when it is set
+ * to something (so `pause: false` does not unpause a paused parent, as in Nodepool).
+ */
+function inherit(base: DiskImageIn | null, d: DiskImageIn): DiskImageIn {
+  const set = <K extends keyof DiskImageIn>(k: K): Partial<DiskImageIn> =>
+    (d[k] ? { [k]: d[k] } : base?.[k] !== undefined ? { [k]: base[k] } : {});
+  return {
+    name: d.name,
+    elements: [...(base?.elements ?? []), ...(d.elements ?? [])],
+    'env-vars': { ...(base?.['env-vars'] ?? {}), ...(d['env-vars'] ?? {}) },
+    ...set('release'), ...set('rebuild-age'), ...set('pause'), ...set('username'), ...set('build-timeout'),
+    ...(d.formats?.length ? { formats: d.formats } : base?.formats !== undefined ? { formats: base.formats } : {}),
+  };
+}
+
 export function buildDiskImages(ctx: BuildContext, top: TopLevelIn): Map<string, DiskImage> {
   const images = new Map<string, DiskImage>();
   const names = new Registry(ctx, 'diskimage');
+  const all = new Map<string, { d: DiskImageIn; i: number }>();
   (top.diskimages ?? []).forEach((d, i) => {
-    if (!names.add(d.name, ['diskimages', i, 'name'])) return;
+    if (names.add(d.name, ['diskimages', i, 'name'])) all.set(d.name, { d, i });
+  });
+  ctx.abstractDiskimages = new Set([...all.values()].filter(({ d }) => d.abstract === true).map(({ d }) => d.name));
+  for (const { d: own, i } of all.values()) {
+    if (own.abstract === true) continue;
+    // the parents, nearest first; an unknown parent or a loop is reported at the image's `parent`
+    const chain: DiskImageIn[] = [];
+    let bad = false;
+    for (let p = own.parent; p !== undefined; p = all.get(p)?.d.parent) {
+      const parent = all.get(p)?.d;
+      if (parent === undefined) {
+        report(ctx, ['diskimages', i, 'parent'], `unknown parent diskimage "${p}"`);
+        bad = true;
+        break;
+      }
+      if (parent === own || chain.includes(parent)) {
+        report(ctx, ['diskimages', i, 'parent'], `diskimage parents loop: ${[own, ...chain, parent].map((x) => x.name).join(' -> ')}`);
+        bad = true;
+        break;
+      }
+      chain.push(parent);
+    }
+    if (bad) continue;
+    const d = [...chain.reverse(), own].reduce<DiskImageIn | null>((base, x) => inherit(base, x), null) ?? own;
     images.set(d.name, {
       name: d.name,
       elements: d.elements ?? [],
@@ -85,7 +136,7 @@ export function buildDiskImages(ctx: BuildContext, top: TopLevelIn): Map<string,
       username: d.username ?? 'zuul',
       buildTimeout: d['build-timeout'] ?? 8 * 60 * 60,
     });
-  });
+  }
   return images;
 }
 
@@ -132,7 +183,7 @@ function buildCloudParts(
   (p.diskimages ?? []).forEach((d, i) => {
     const path = [...base, 'diskimages', i, 'name'];
     if (!diskimageNames.add(d.name, path)) return;
-    if (!diskimages.has(d.name)) report(ctx, path, `diskimage "${d.name}" is not defined in the top-level diskimages`);
+    if (!diskimages.has(d.name)) report(ctx, path, unknownDiskimage(ctx, d.name));
     const connectionType = d['connection-type'] ?? 'ssh';
     providerImages.push({
       name: d.name,
@@ -178,7 +229,7 @@ function buildCloudParts(
       }
       if (l.diskimage !== undefined) {
         if (!diskimages.has(l.diskimage)) {
-          report(ctx, [...labelPath, 'diskimage'], `diskimage "${l.diskimage}" is not defined in the top-level diskimages`);
+          report(ctx, [...labelPath, 'diskimage'], unknownDiskimage(ctx, l.diskimage));
         } else if (!providerImages.some((d) => d.name === l.diskimage)) {
           report(ctx, [...labelPath, 'diskimage'],
             `diskimage "${l.diskimage}" is not in the diskimages of provider "${p.name}" (it is never uploaded there)`);

@@ -92,6 +92,9 @@ const label = obj({
 
 const diskimage = obj({
   name: str(),
+  // Nodepool 3.13+: inheritance (an abstract diskimage is only a parent, never built)
+  abstract: bool().optional(),
+  parent: str().optional(),
   elements: strList().optional(),
   release: z.union([str(), int()], { error: 'expected string or integer' }).optional(),
   'env-vars': strDict().optional(),
