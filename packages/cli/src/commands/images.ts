@@ -12,43 +12,29 @@ import {
   DIB_IMAGE_COLUMNS, IMAGE_COLUMNS, IMAGE_STATUS_COLUMNS, dibImageList, imageAge, imageList, imageStatus, imageStatusCells,
 } from '../status.js';
 import { formatObjects, formatTable } from '../table.js';
-import type { Cell } from '../table.js';
+import type { Cell, Column } from '../table.js';
 import { startProviderManager } from './provider-manager.js';
 import { bool, notice, printJson, str } from './common.js';
 import type { Command } from './common.js';
 
-export const dibImageListCommand: Command = async (_args, ctx) => {
-  const rows = await dibImageList(await ctx.zookeeper());
-  if (ctx.json) {
-    printJson(ctx, rows);
+/** A listing command: the rows as JSON, or the table of their cells (ages against now). */
+function listingCommand<R, K extends string>(
+  load: (zk: ZooKeeper) => Promise<R[]>, columns: readonly Column<K>[], cells: (row: R, now: number) => Readonly<Record<K, Cell>>,
+): Command {
+  return async (_args, ctx) => {
+    const rows = await load(await ctx.zookeeper());
+    if (ctx.json) printJson(ctx, rows);
+    else {
+      const now = ctx.now();
+      ctx.out(formatObjects(columns, rows.map((r) => cells(r, now))));
+    }
     return 0;
-  }
-  const now = ctx.now();
-  ctx.out(formatObjects(DIB_IMAGE_COLUMNS, rows.map((r) => ({ ...r, age: imageAge(r.age, now) }))));
-  return 0;
-};
+  };
+}
 
-export const imageListCommand: Command = async (_args, ctx) => {
-  const rows = await imageList(await ctx.zookeeper());
-  if (ctx.json) {
-    printJson(ctx, rows);
-    return 0;
-  }
-  const now = ctx.now();
-  ctx.out(formatObjects(IMAGE_COLUMNS, rows.map((r) => ({ ...r, age: imageAge(r.age, now) }))));
-  return 0;
-};
-
-export const imageStatusCommand: Command = async (_args, ctx) => {
-  const rows = await imageStatus(await ctx.zookeeper());
-  if (ctx.json) {
-    printJson(ctx, rows);
-    return 0;
-  }
-  const now = ctx.now();
-  ctx.out(formatObjects(IMAGE_STATUS_COLUMNS, rows.map((r) => imageStatusCells(r, now))));
-  return 0;
-};
+export const dibImageListCommand = listingCommand(dibImageList, DIB_IMAGE_COLUMNS, (r, now) => ({ ...r, age: imageAge(r.age, now) }));
+export const imageListCommand = listingCommand(imageList, IMAGE_COLUMNS, (r, now) => ({ ...r, age: imageAge(r.age, now) }));
+export const imageStatusCommand = listingCommand(imageStatus, IMAGE_STATUS_COLUMNS, imageStatusCells);
 
 // ---------------------------------------------------------------------------------------------
 // image-pause, image-unpause
