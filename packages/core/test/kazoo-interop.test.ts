@@ -1,5 +1,6 @@
 // Interoperation with the real kazoo (Debian's python3-kazoo), the library Nodepool and Zuul use:
-// locks both ways, contenders, JSON both ways with unknown keys, Zuul-style ephemeral requests.
+// locks both ways, contenders, JSON both ways with unknown keys, Zuul-style ephemeral requests,
+// image pause flags.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newNode, newNodeRequest, nodeToJson, requestToJson } from '../src/model/index.js';
@@ -192,4 +193,18 @@ test('(e) a Zuul-style ephemeral request from kazoo is seen by RequestCache and 
     await zk.close();
     await dropChroot(chroot);
   }
+});
+
+test('(f) image pause flags are the same znode for kazoo (Nodepool 4+) and us', { timeout: 60_000 }, async () => {
+  await withKazoo(async (zk, py) => {
+    // Nodepool's setImagePaused: an empty znode at /nodepool/images/<image>/pause
+    await py.call({ op: 'create', path: '/nodepool/images/from-kazoo/pause', value: '', makepath: true });
+    assert.equal(await zk.isImagePaused('from-kazoo'), true);
+    await zk.setImagePaused('from-us', true);
+    const got = await py.call({ op: 'get', path: '/nodepool/images/from-us/pause' });
+    assert.equal(got['raw'], '', 'no data, as Nodepool writes it');
+    assert.deepEqual(((await py.call({ op: 'children', path: '/nodepool/images' }))['children'] as string[]).sort(), ['from-kazoo', 'from-us']);
+    await zk.setImagePaused('from-kazoo', false);
+    assert.equal((await py.call({ op: 'get', path: '/nodepool/images/from-kazoo/pause' }))['nonode'], true);
+  });
 });
