@@ -56,3 +56,27 @@ test('zookeeper-timeout in nodepool.yaml is the session timeout the launcher ask
     await launcher.stop();
   }
 });
+
+test('a stop while starting (a signal at start-up): start gives up and nothing keeps running', async () => {
+  const env = testEnv();
+  const zk = await connectZk(env);
+  try {
+    const cfg = env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }] }));
+    for (const when of ['during the config load', 'once connected']) {
+      const launcher = new Launcher({ configFile: cfg, hostname: 'test', watchIntervalMs: 100 });
+      const starting = launcher.start().then(() => 'started', (err: Error) => err.message);
+      if (when === 'once connected') await waitFor('session', () => launcher.zk?.state === 'connected', 20_000, 1);
+      await launcher.stop();
+      const outcome = await starting;
+      if (when === 'during the config load') assert.equal(outcome, 'nodepool-launcher stopped while starting');
+      assert.notEqual(launcher.zk?.state, 'connected', `${when}: session closed`);
+      // a launcher left running would register and launch its min-ready node
+      await new Promise((r) => setTimeout(r, 500));
+      assert.deepEqual(await zk.getRegisteredLaunchers(), [], when);
+      assert.equal((await zk.getNodes()).filter((n) => n.state !== 'deleting' && n.state !== 'deleted').length, 0, when);
+    }
+  } finally {
+    await zk.close();
+    env.cleanup();
+  }
+});

@@ -75,6 +75,8 @@ export class Builder implements BuilderContext {
   private cronTask: { expr: string; task: { destroy(): void | Promise<void> } } | null = null;
   private nodeCache: NodeCache | null = null;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  /** start() on its way (stop() waits for it to give up, so it can tear down what it made) */
+  private starting: Promise<void> | null = null;
 
   constructor(readonly options: BuilderOptions) {
     this.hostname = options.hostname ?? osHostname();
@@ -114,9 +116,25 @@ export class Builder implements BuilderContext {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new BuilderError('ESTATE', 'Cannot start, already running.');
     this.state = 'running';
+    this.starting = this.startSteps();
+    try {
+      await this.starting;
+    } finally {
+      this.starting = null;
+    }
+  }
+
+  /** stop() was called while start() waited: start gives up here (stop() ends what it made). */
+  private goOnStarting(): void {
+    if (this.state !== 'running') throw new BuilderError('ESTATE', 'stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     const config = await this.loadAndValidate();
+    this.goOnStarting();
     this._config = config;
     this._builderId = await readOrCreateBuilderId(config.imagesDir ?? '');
+    this.goOnStarting();
     const zk = new ZooKeeper({
       servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, log: getLogger('nodepool.zk'),
       ...(this.options.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}),
@@ -125,7 +143,7 @@ export class Builder implements BuilderContext {
     try {
       await zk.connect();
     } catch (err) {
-      this.state = 'stopped';
+      if (this.state === 'running') this.state = 'stopped';
       throw err;
     }
     const o = this.options;
@@ -138,6 +156,7 @@ export class Builder implements BuilderContext {
     }
     this.cleanupWorker = new CleanupWorker(0, this, { intervalMs: o.cleanupIntervalMs ?? 60_000, errorBackoffMs: backoff });
     await this.armWatches(config).catch(() => undefined);
+    this.goOnStarting();
     this.scheduleImageUpdate(config);
     for (const w of this.workers()) w.start();
     this.log.info({ builderId: this._builderId, hostname: this.hostname }, 'nodepool-builder started');
@@ -152,6 +171,12 @@ export class Builder implements BuilderContext {
     this.state = 'stopping';
     this.log.debug('Stopping. NodePoolBuilder shutting down workers');
     this.stopController.abort();
+    if (this.starting !== null) {
+      // a stop signal during start-up: a ZooKeeper connection still being made is cut, then
+      // start() gives up at its next step, before it makes workers that nothing would stop
+      if (this._zk !== null && this._zk.state !== 'connected') await this._zk.close();
+      await this.starting.catch(() => undefined);
+    }
     if (this.cronTask !== null) await this.cronTask.task.destroy();
     this.cronTask = null;
     await Promise.allSettled(this.workers().map((w) => w.stop()));

@@ -6,8 +6,8 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { paths } from '@nodepool-ts/core/zk';
 import { newImageUpload } from '@nodepool-ts/core/model';
-import { BUILDER_ID_FILE, type BuildFinished } from '../src/index.js';
-import { TestEnv, failingUploads, sleep, waitFor } from './helpers.js';
+import { BUILDER_ID_FILE, Builder, type BuildFinished } from '../src/index.js';
+import { FAKE_DIB, TestEnv, failingUploads, sleep, waitFor } from './helpers.js';
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -30,6 +30,23 @@ test('start/stop, builder_id.txt holds a UUID4 reused across restarts', () => wi
   const b2 = await env.builder();
   assert.equal(b2.builderId, id);
   await b2.stop();
+}));
+
+test('a stop while starting (a signal at start-up): start gives up, no worker runs, the session is closed', () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }] });
+  for (const when of ['during the config load', 'once connected']) {
+    const b = new Builder({ configFile: env.configFile, dibCmd: FAKE_DIB, buildIntervalMs: 100, uploadIntervalMs: 100, connectTimeoutMs: 10_000 });
+    const starting = b.start().then(() => 'started', (err: Error) => err.message);
+    if (when === 'once connected') await waitFor('session', () => b.describe().zk === 'connected', 20_000, 1);
+    await b.stop();
+    const outcome = await starting;
+    if (when === 'during the config load') assert.equal(outcome, 'stopped while starting');
+    else assert.ok(outcome === 'started' || outcome === 'stopped while starting', outcome);
+    const d = b.describe() as { state: string; zk: string | null; workers: { running: boolean }[] };
+    assert.equal(d.state, 'stopped', when);
+    assert.ok(d.workers.every((w) => !w.running), `${when}: no worker left running`);
+    assert.notEqual(d.zk, 'connected', `${when}: session closed`);
+  }
 }));
 
 test('startup fails without images-dir or ZooKeeper servers', () => withEnv(async (env) => {

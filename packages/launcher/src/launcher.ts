@@ -80,6 +80,8 @@ export class Launcher implements LauncherContext {
   private malformedSeen = new Set<string>();
   private malformedPass: Promise<number> | null = null;
   private stopped = false;
+  /** start() on its way (stop() waits for it to give up, so it can tear down what it made) */
+  private starting: Promise<void> | null = null;
   /** statsd (STATSD_HOST) and Prometheus figures */
   metrics: LauncherMetrics | null = null;
   /** the web API, lease API and dashboard, when enabled */
@@ -95,11 +97,27 @@ export class Launcher implements LauncherContext {
   }
 
   async start(): Promise<void> {
+    this.starting = this.startSteps();
+    try {
+      await this.starting;
+    } finally {
+      this.starting = null;
+    }
+  }
+
+  /** stop() was called while start() waited: start gives up here (stop() ends what it made). */
+  private goOnStarting(): void {
+    if (this.stopped) throw new Error('nodepool-launcher stopped while starting');
+  }
+
+  private async startSteps(): Promise<void> {
     this.config = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
+    this.goOnStarting();
     this.zk = new ZooKeeper({
       servers: this.config.zookeeperServers, sessionTimeoutMs: this.config.zookeeperTimeoutMs, log: this.logger('nodepool.zk'),
     });
     await this.zk.connect();
+    this.goOnStarting();
     this.nodeCache = new NodeCache(this.zk);
     this.requestCache = new RequestCache(this.zk);
     this.deletedNodeWorker = new DeletedNodeWorker(this);
@@ -110,10 +128,14 @@ export class Launcher implements LauncherContext {
     this.zk.on('state', (s: string) => this.onSessionState(s));
     this.election = new StatsElection(this.zk, `${this.hostname}-${process.pid}`, this.logger('nodepool.StatsElection'));
     if (this.options.record !== false) await this.startRecording();
+    this.goOnStarting();
     await Promise.all([this.nodeCache.start(), this.requestCache.start()]);
+    this.goOnStarting();
     this.election.start();
     await this.refreshLaunchers();
+    this.goOnStarting();
     await this.applyConfig(this.config);
+    this.goOnStarting();
     this.deletedNodeWorker.start();
     this.scheduleCleanup();
     this.malformedTimer = setInterval(() => {
@@ -141,6 +163,12 @@ export class Launcher implements LauncherContext {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.starting !== null) {
+      // a stop during start-up: a ZooKeeper connection still being made is cut, then start()
+      // gives up at its next step, and what it made by then is torn down below
+      if (this.zk !== undefined && this.zk.state !== 'connected') await this.zk.close();
+      await this.starting.catch(() => undefined);
+    }
     // first: leased nodes go on hold and the web app closes while ZooKeeper is still connected
     await this.webApp?.stop();
     await this.metrics?.stop();
