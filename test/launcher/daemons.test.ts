@@ -11,7 +11,22 @@ function run(bin: string, args: string[]) {
   let stderr = '';
   p.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
   const exited = new Promise<number | null>((r) => p.on('exit', (code) => r(code)));
-  return { p, exited, stderr: () => stderr };
+  /** The exit code, or a failure naming the hang (the process is killed) after `ms`. */
+  const exit = async (ms = 30_000): Promise<number | null> => {
+    let timer: NodeJS.Timeout | undefined;
+    const hung = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        p.kill('SIGKILL');
+        reject(new Error(`${bin} did not exit within ${ms / 1000} s\n${stderr}`));
+      }, ms);
+    });
+    try {
+      return await Promise.race([exited, hung]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { p, exit, stderr: () => stderr };
 }
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -26,7 +41,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         && (await zk.getNodes()).some((n) => n.state === 'ready'), 20_000).catch((e: Error) => { throw new Error(`${e.message}\n${d.stderr()}`); });
       assert.ok(existsSync(pidfile));
       d.p.kill(signal);
-      assert.equal(await d.exited, 0, d.stderr());
+      assert.equal(await d.exit(), 0, d.stderr());
       assert.ok(!existsSync(pidfile), 'pid file removed');
       assert.deepEqual(await zk.getRegisteredLaunchers(), []);
     } finally {
@@ -45,7 +60,7 @@ test('nodepool-builder -f --fake stops on SIGINT with its pid file removed', asy
     await waitFor('pid file', () => existsSync(pidfile) && existsSync(`${env.dir}/images/builder_id.txt`), 20_000)
       .catch((e: Error) => { throw new Error(`${e.message}\n${d.stderr()}`); });
     d.p.kill('SIGINT');
-    assert.equal(await d.exited, 0, d.stderr());
+    assert.equal(await d.exit(), 0, d.stderr());
     assert.ok(!existsSync(pidfile));
   } finally {
     env.cleanup();
@@ -55,7 +70,7 @@ test('nodepool-builder -f --fake stops on SIGINT with its pid file removed', asy
 test('daemons reject a bad flag with usage and exit 2', async () => {
   for (const bin of ['packages/launcher/bin/nodepool-launcher.js', 'packages/builder/bin/nodepool-builder.js']) {
     const d = run(bin, ['--no-such-flag']);
-    assert.equal(await d.exited, 2);
+    assert.equal(await d.exit(), 2);
     assert.match(d.stderr(), /^usage: nodepool-(launcher|builder)/);
   }
 });
