@@ -9,6 +9,7 @@ import { loadConfig, providersEqual, type Config, type Provider } from '@nodepoo
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
 import { NodeCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
+import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager } from '@nodepool-ts/launcher';
 import { BuildWorker } from './build-worker.js';
 import { CleanupWorker } from './cleanup-worker.js';
@@ -75,8 +76,7 @@ export class Builder implements BuilderContext {
   private cronTask: { expr: string; task: { destroy(): void | Promise<void> } } | null = null;
   private nodeCache: NodeCache | null = null;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
-  /** start() on its way (stop() waits for it to give up, so it can tear down what it made) */
-  private starting: Promise<void> | null = null;
+  private readonly startUp = new StartUp();
 
   constructor(readonly options: BuilderOptions) {
     this.hostname = options.hostname ?? osHostname();
@@ -116,12 +116,7 @@ export class Builder implements BuilderContext {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new BuilderError('ESTATE', 'Cannot start, already running.');
     this.state = 'running';
-    this.starting = this.startSteps();
-    try {
-      await this.starting;
-    } finally {
-      this.starting = null;
-    }
+    await this.startUp.run(() => this.startSteps());
   }
 
   /** stop() was called while start() waited: start gives up here (stop() ends what it made). */
@@ -171,11 +166,11 @@ export class Builder implements BuilderContext {
     this.state = 'stopping';
     this.log.debug('Stopping. NodePoolBuilder shutting down workers');
     this.stopController.abort();
-    if (this.starting !== null) {
+    if (this.startUp.inFlight) {
       // a stop signal during start-up: a ZooKeeper connection still being made is cut, then
       // start() gives up at its next step, before it makes workers that nothing would stop
       if (this._zk !== null && this._zk.state !== 'connected') await this._zk.close();
-      await this.starting.catch(() => undefined);
+      await this.startUp.settled();
     }
     if (this.cronTask !== null) await this.cronTask.task.destroy();
     this.cronTask = null;

@@ -9,6 +9,7 @@ import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import { MIN_READY_REQUESTOR, newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
 import { NodeCache, RequestCache, ZooKeeper, mapLimit, paths } from '@nodepool-ts/core/zk';
+import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
@@ -80,8 +81,7 @@ export class Launcher implements LauncherContext {
   private malformedSeen = new Set<string>();
   private malformedPass: Promise<number> | null = null;
   private stopped = false;
-  /** start() on its way (stop() waits for it to give up, so it can tear down what it made) */
-  private starting: Promise<void> | null = null;
+  private readonly startUp = new StartUp();
   /** statsd (STATSD_HOST) and Prometheus figures */
   metrics: LauncherMetrics | null = null;
   /** the web API, lease API and dashboard, when enabled */
@@ -97,12 +97,7 @@ export class Launcher implements LauncherContext {
   }
 
   async start(): Promise<void> {
-    this.starting = this.startSteps();
-    try {
-      await this.starting;
-    } finally {
-      this.starting = null;
-    }
+    await this.startUp.run(() => this.startSteps());
   }
 
   /** stop() was called while start() waited: start gives up here (stop() ends what it made). */
@@ -163,11 +158,11 @@ export class Launcher implements LauncherContext {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.starting !== null) {
+    if (this.startUp.inFlight) {
       // a stop during start-up: a ZooKeeper connection still being made is cut, then start()
       // gives up at its next step, and what it made by then is torn down below
       if (this.zk !== undefined && this.zk.state !== 'connected') await this.zk.close();
-      await this.starting.catch(() => undefined);
+      await this.startUp.settled();
     }
     // first: leased nodes go on hold and the web app closes while ZooKeeper is still connected
     await this.webApp?.stop();

@@ -26,6 +26,34 @@ export interface Service {
   describe(): Record<string, unknown>;
 }
 
+/**
+ * A service's start-up in flight, for a stop() that may come during it (a signal at start-up):
+ * stop() waits for it to settle, and the start steps give up once they see the stop, so that
+ * everything they made is there to tear down and nothing is made afterwards.
+ */
+export class StartUp {
+  private pending: Promise<void> | null = null;
+
+  /** Run the start steps (start() awaits this). */
+  async run(steps: () => Promise<void>): Promise<void> {
+    this.pending = steps();
+    try {
+      await this.pending;
+    } finally {
+      this.pending = null;
+    }
+  }
+
+  get inFlight(): boolean {
+    return this.pending !== null;
+  }
+
+  /** Wait for the start steps to end, however they end. */
+  async settled(): Promise<void> {
+    await this.pending?.catch(() => undefined);
+  }
+}
+
 /** The flags both daemons take from Nodepool, for node:util parseArgs. */
 export function commonDaemonFlags(defaultPidfile: string) {
   return {
