@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages nodepool-ts needs for its demo and tests.
 # Idempotent; run as root (or with sudo) on Debian 12. Groups can be chosen:
-#   scripts/install-deps.sh            # core: ZooKeeper + kazoo (demo and unit/integration tests)
+#   scripts/install-deps.sh            # core: ZooKeeper + kazoo (+ openssl for TLS test certificates)
 #   scripts/install-deps.sh all        # everything the full test suite uses
 #   scripts/install-deps.sh openstack  # + a real OpenStack (Keystone, Glance, Placement, Nova,
 #                                      #   RabbitMQ) for scripts/openstack-real.sh and its test
 set -euo pipefail
 
 want="${1:-core}"
-core=(zookeeper default-jre-headless python3-kazoo)
+core=(zookeeper default-jre-headless python3-kazoo openssl)
 extra=(mariadb-server openssh-server python3-diskimage-builder qemu-utils debootstrap sudo
        python3-openstackclient chromium)
 

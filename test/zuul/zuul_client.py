@@ -2,8 +2,10 @@
 """A Zuul-like node consumer written with kazoo, as Zuul 3.x talks to Nodepool.
 
 Usage: zuul_client.py HOSTS LABELS [--count N] [--timeout S] [--hold-seconds S] [--priority P]
+                      [--tls-cert PEM --tls-key PEM --tls-ca PEM]
 
-HOSTS is a kazoo host string (host:port/chroot). LABELS is a comma-separated node_types list.
+HOSTS is a kazoo host string (host:port/chroot); with the --tls-* files it connects over TLS as
+Zuul 4+ does (its zookeeper tls_cert/tls_key/tls_ca). LABELS is a comma-separated node_types list.
 For each of N requests: create /nodepool/requests/<prio>- (ephemeral, sequential, makepath) with
 state "requested", wait for fulfilled/failed, check allocated_to, lock every node, delete the
 request, mark nodes in-use, then used, unlock. Prints one JSON line per request and a summary.
@@ -103,8 +105,14 @@ def main():
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--hold-seconds", type=float, default=0)
     ap.add_argument("--priority", default="200")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-ca")
     args = ap.parse_args()
-    zk = KazooClient(hosts=args.hosts)
+    tls = {}
+    if args.tls_cert:
+        tls = dict(use_ssl=True, certfile=args.tls_cert, keyfile=args.tls_key, ca=args.tls_ca)
+    zk = KazooClient(hosts=args.hosts, **tls)
     zk.start(timeout=15)
     results = []
     try:

@@ -131,7 +131,7 @@ export class Builder implements BuilderContext {
     this._builderId = await readOrCreateBuilderId(config.imagesDir ?? '');
     this.goOnStarting();
     const zk = new ZooKeeper({
-      servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, log: getLogger('nodepool.zk'),
+      servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, tls: config.zookeeperTls, log: getLogger('nodepool.zk'),
       ...(this.options.connectTimeoutMs !== undefined ? { connectTimeoutMs: this.options.connectTimeoutMs } : {}),
     });
     this._zk = zk;

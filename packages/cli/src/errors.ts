@@ -7,6 +7,7 @@ export type CliErrorCode =
   | 'ELOCKTIMEOUT' // delete/hold could not lock the node in time
   | 'EZKCONNECT' // ZooKeeper unreachable
   | 'ENOZK' // no zookeeper-servers in the config
+  | 'ETLS' // a zookeeper-tls file cannot be read or used
   | 'ECONFIG' // the config could not be loaded
   | 'ELOGCONFIG' // -l file unreadable
   | 'EUNAVAILABLE' // a feature whose module is not part of this build

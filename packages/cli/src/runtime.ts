@@ -7,7 +7,7 @@ import { loadConfig } from '@nodepool-ts/core/config';
 import type { Config } from '@nodepool-ts/core/config';
 import { getLogger } from '@nodepool-ts/core/log';
 import { nowSeconds } from '@nodepool-ts/core/util';
-import { ZkConnectError, ZooKeeper } from '@nodepool-ts/core/zk';
+import { ZkConnectError, ZkTlsError, ZooKeeper } from '@nodepool-ts/core/zk';
 import type { CliContext, CliLogLevel } from './context.js';
 import { CliError } from './errors.js';
 
@@ -120,21 +120,27 @@ export class Runtime implements CommandContext {
     if (servers.length === 0) {
       throw new CliError('ENOZK', `No zookeeper-servers configured in ${config.file}`);
     }
-    const zk = new ZooKeeper({
-      servers,
-      sessionTimeoutMs: config.zookeeperTimeoutMs,
-      connectTimeoutMs: this.zkConnectTimeoutMs,
-      log: getLogger('nodepool.zk.ZooKeeper'),
-    });
+    let zk: ZooKeeper;
+    try {
+      zk = new ZooKeeper({
+        servers,
+        sessionTimeoutMs: config.zookeeperTimeoutMs, tls: config.zookeeperTls,
+        connectTimeoutMs: this.zkConnectTimeoutMs,
+        log: getLogger('nodepool.zk.ZooKeeper'),
+      });
+    } catch (err) {
+      if (err instanceof ZkTlsError) throw new CliError('ETLS', `${config.file}: ${err.message}`);
+      throw err;
+    }
     try {
       await zk.connect();
     } catch (err) {
       await zk.close().catch(() => undefined);
       const where = servers.map((s) => `${s.host}:${s.port}${s.chroot ?? ''}`).join(',');
-      // ZkConnectError says no more than this; anything else (bad host string ...) is appended
-      const detail = err instanceof ZkConnectError ? '' : `: ${err instanceof Error ? err.message : String(err)}`;
+      // ZkConnectError says why the last attempt failed, if it knows; anything else (bad host string ...) is appended
+      const why = err instanceof ZkConnectError ? err.reason : err instanceof Error ? err.message : String(err);
       throw new CliError('EZKCONNECT',
-        `Unable to connect to ZooKeeper at ${where} within ${this.zkConnectTimeoutMs / 1000}s${detail}`,
+        `Unable to connect to ZooKeeper at ${where}${config.zookeeperTls ? ' over TLS' : ''} within ${this.zkConnectTimeoutMs / 1000}s${why === null ? '' : `: ${why}`}`,
         1, { servers: where });
     }
     return zk;

@@ -188,7 +188,7 @@ test('Nodepool 0.x/1.x keys are rejected with what replaced them; seed-era keys 
   assert.ok(!issues.some((l) => l.includes('hunter2')));
 });
 
-test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeout must be a positive number', async () => {
+test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeout must be a positive number; zookeeper-tls needs all three files', async () => {
   const dir = tempDir({ 'modern.yaml': [
     'zookeeper-servers:', '  - host: zk1', 'zookeeper-timeout: -3', 'zookeeper-tls:', '  ca: /etc/zk/ca.pem',
     'tenant-resource-limits:', '  - tenant-name: t', '    max-servers: 3',
@@ -197,7 +197,8 @@ test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeou
   const issues = lines(await loadIssues(join(dir, 'modern.yaml')), dir);
   assert.deepEqual(issues, [
     'modern.yaml:3:1: zookeeper-timeout: expected number of seconds > 0, got -3',
-    'modern.yaml:4:1: zookeeper-tls: unknown key: TLS to ZooKeeper (Nodepool 4.0+) is not supported by nodepool-ts: its ZooKeeper client speaks plain TCP; remove it and reach ZooKeeper over a private network or a TLS tunnel',
+    'modern.yaml:4:1: zookeeper-tls.cert: required key missing',
+    'modern.yaml:4:1: zookeeper-tls.key: required key missing',
     'modern.yaml:6:1: tenant-resource-limits: unknown key: per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
     'modern.yaml:11:5: providers[0].priority: unknown key: provider priority (Nodepool 6.1+) is not supported by nodepool-ts; every provider that can serve a request may take it',
   ]);

@@ -168,6 +168,19 @@ test('defaults of a minimal file', async () => {
   assert.equal(c.cloudsFile, null);
 });
 
+test('zookeeper-tls: paths relative to the file that names them; the secure file\'s wins; none = plain TCP', async () => {
+  const dir = tempDir({
+    'n.yaml': 'zookeeper-tls:\n  cert: tls/client.pem\n  key: /etc/zk/client.key\n  ca: ../ca.pem\n',
+    'plain.yaml': 'zookeeper-servers:\n  - host: zk1\n',
+    'sec/secure.yaml': 'zookeeper-tls:\n  cert: c.pem\n  key: c.key\n  ca: ca.pem\n',
+  });
+  const main = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
+  assert.deepEqual(main.zookeeperTls, { cert: join(dir, 'tls/client.pem'), key: '/etc/zk/client.key', ca: join(dir, '../ca.pem') });
+  const secured = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv(), secureFile: join(dir, 'sec/secure.yaml') });
+  assert.deepEqual(secured.zookeeperTls, { cert: join(dir, 'sec/c.pem'), key: join(dir, 'sec/c.key'), ca: join(dir, 'sec/ca.pem') });
+  assert.equal((await loadConfig(join(dir, 'plain.yaml'), { env: isolatedEnv() })).zookeeperTls, null);
+});
+
 test('zookeeper-timeout (seconds, Nodepool 6.0+) sets the session timeout', async () => {
   const dir = tempDir({ 'n.yaml': 'zookeeper-timeout: 30.5\n' });
   assert.equal((await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() })).zookeeperTimeoutMs, 30_500);

@@ -33,11 +33,19 @@ test('connect with connectTimeoutMs to a dead server fails naming host:port', as
   await assert.rejects(zk.connect(), (e: unknown) => {
     assert.ok(e instanceof ZkConnectError);
     assert.equal(e.code, 'ECONNECT');
-    assert.match(e.message, /could not connect to ZooKeeper at 127\.0\.0\.1:1 within 1\.5s/);
+    assert.match(e.message, /could not connect to ZooKeeper at 127\.0\.0\.1:1 within 1\.5s: connect ECONNREFUSED 127\.0\.0\.1:1$/);
+    assert.equal(e.reason, 'connect ECONNREFUSED 127.0.0.1:1');
     return true;
   });
   assert.ok(Date.now() - t0 < 5000);
   await zk.close();
+});
+
+test('create with makepath of a top-level znode in a chroot that does not exist yet creates the chroot (as kazoo does)', async () => {
+  await withZk(async (zk) => {
+    assert.equal(await zk.create('/top', Buffer.from('x'), 'ephemeral'), '/top');
+    assert.equal((await zk.getData('/top'))?.toString(), 'x');
+  });
 });
 
 test('nodes: sequential ids from 0000000000, store/get/update, delete writes deleted first', async () => {

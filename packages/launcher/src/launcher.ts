@@ -29,6 +29,11 @@ const QUOTA_CACHE_MS = 300_000;
 const IMAGE_CACHE_MS = 2_000;
 /** after a peer launcher went away: time for the DeletedNodeWorker to reap its nodes first */
 const PEER_CLEANUP_DELAY_MS = 10_000;
+/** What the ZooKeeper connection was made from (a reload does not reconnect). */
+function zookeeperSettings(c: Config): string {
+  return JSON.stringify([c.zookeeperServers, c.zookeeperTimeoutMs, c.zookeeperTls]);
+}
+
 /** a provider manager replaced by a reload is stopped once its launches ended, or after this */
 const RETIRE_MAX_MS = 600_000;
 
@@ -109,7 +114,7 @@ export class Launcher implements LauncherContext {
     this.config = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
     this.goOnStarting();
     this.zk = new ZooKeeper({
-      servers: this.config.zookeeperServers, sessionTimeoutMs: this.config.zookeeperTimeoutMs, log: this.logger('nodepool.zk'),
+      servers: this.config.zookeeperServers, sessionTimeoutMs: this.config.zookeeperTimeoutMs, tls: this.config.zookeeperTls, log: this.logger('nodepool.zk'),
     });
     await this.zk.connect();
     this.goOnStarting();
@@ -224,6 +229,9 @@ export class Launcher implements LauncherContext {
         try {
           const next = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
           if (this.stopped) return;
+          if (zookeeperSettings(next) !== zookeeperSettings(this.config)) {
+            this.log.warn('zookeeper-servers, zookeeper-timeout or zookeeper-tls changed: the launcher keeps its ZooKeeper connection until it is restarted');
+          }
           this.config = next;
           await this.applyConfig(next);
           this.log.info('Configuration reloaded');

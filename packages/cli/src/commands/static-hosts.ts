@@ -197,7 +197,7 @@ async function zookeeper(ctx: CliContext): Promise<{ zk: ZooKeeper; done(): Prom
   const config = await ctx.loadConfig();
   if (config.zookeeperServers.length === 0) throw new CliError('ENOZK', `No zookeeper-servers configured in ${config.file}`);
   const zk = new ZooKeeper({
-    servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, connectTimeoutMs: 10_000,
+    servers: config.zookeeperServers, sessionTimeoutMs: config.zookeeperTimeoutMs, tls: config.zookeeperTls, connectTimeoutMs: 10_000,
     log: getLogger('nodepool.zk.ZooKeeper'),
   });
   try {

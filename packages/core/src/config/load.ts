@@ -17,7 +17,7 @@ import {
 import {
   describeType, isRecord, issueAt, parseYaml, readText, sortIssues, type YamlSource,
 } from './source.js';
-import type { Config, LeaseLimitsConfig, Provider, ZooKeeperServer } from './types.js';
+import type { Config, LeaseLimitsConfig, Provider, ZooKeeperServer, ZooKeeperTls } from './types.js';
 
 export interface LoadOptions {
   /** the `-s` secure file (YAML); null/undefined = none */
@@ -151,6 +151,10 @@ function parseProviders(src: YamlSource, raw: unknown): { providers: ProviderIn[
   return { providers, issues };
 }
 
+function zookeeperTls(tls: TopLevelIn['zookeeper-tls'], dir: string): ZooKeeperTls | null {
+  return tls === undefined ? null : { cert: resolve(dir, tls.cert), key: resolve(dir, tls.key), ca: resolve(dir, tls.ca) };
+}
+
 function zookeeperServers(list: TopLevelIn['zookeeper-servers']): ZooKeeperServer[] {
   return (list ?? []).map((z) => ({ host: z.host, port: z.port ?? 2181, chroot: z.chroot ?? null }));
 }
@@ -217,8 +221,11 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
   const diskimages = buildDiskImages(ctx, t);
 
   let zk = zookeeperServers(t['zookeeper-servers']);
+  // relative paths from the directory of the file that names them (Nodepool: the daemon's cwd)
+  let zkTls = zookeeperTls(t['zookeeper-tls'], configDir);
   if (secure !== null) {
     const s = secure.data;
+    zkTls = zookeeperTls(s['zookeeper-tls'], dirname(secureFile ?? configFile)) ?? zkTls;
     // a non-empty list in the secure file replaces the main one (it usually carries the real hosts)
     if ((s['zookeeper-servers'] ?? []).length > 0) zk = zookeeperServers(s['zookeeper-servers']);
     (s.diskimages ?? []).forEach((d, i) => {
@@ -282,6 +289,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
     file: configFile,
     zookeeperServers: zk,
     zookeeperTimeoutMs: Math.round((t['zookeeper-timeout'] ?? 10) * 1000),
+    zookeeperTls: zkTls,
     labels,
     providers,
     diskimages,

@@ -131,8 +131,12 @@ const cron = obj({
   'image-update': cronExpression().optional(),
 });
 
+/** Nodepool 3.13+'s TLS to ZooKeeper: PEM files of the client certificate, its key and the CA */
+const zookeeperTls = obj({ cert: str(), key: str(), ca: str() });
+
 export const topLevelSchema = obj({
   'zookeeper-servers': list(zookeeperServer).optional(),
+  'zookeeper-tls': zookeeperTls.optional(),
   // Nodepool 6.0+: the ZooKeeper session timeout, in seconds
   'zookeeper-timeout': z.number({ error: 'expected number of seconds > 0' }).positive({ error: 'expected number of seconds > 0' }).optional(),
   labels: list(label).optional(),
@@ -161,6 +165,7 @@ export type TopLevelIn = z.infer<typeof topLevelSchema>;
 
 export const secureSchema = obj({
   'zookeeper-servers': list(zookeeperServer).optional(),
+  'zookeeper-tls': zookeeperTls.optional(),
   diskimages: list(obj({ name: str(), 'env-vars': strDict().optional() })).optional(),
   dburi: databaseUri().optional(),
   database: databaseUri().optional(),
@@ -398,7 +403,6 @@ const LEGACY_HINTS: Record<string, Record<string, string>> = {
     'zmq-publishers': 'removed in Nodepool 3.0: node usage is no longer reported by Jenkins over ZMQ; Zuul locks nodes and marks them used/in-use in ZooKeeper',
     targets: 'removed in Nodepool 3.0: nodes are no longer attached to Jenkins targets; Zuul takes them through ZooKeeper node requests and holds them with the node lock (its lease)',
     zookeeper: 'did you mean zookeeper-servers?',
-    'zookeeper-tls': 'TLS to ZooKeeper (Nodepool 4.0+) is not supported by nodepool-ts: its ZooKeeper client speaks plain TCP; remove it and reach ZooKeeper over a private network or a TLS tunnel',
     'tenant-resource-limits': 'per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
   },
   labels: {

@@ -212,12 +212,21 @@ export interface StaticProvider extends ProviderCommon {
 export type Provider = OpenStackProvider | FakeProvider | StaticProvider;
 export type Pool = CloudPool | StaticPool;
 
+/** PEM files for TLS to ZooKeeper: the client's certificate and key, and the CA of the servers' */
+export interface ZooKeeperTls {
+  cert: string;
+  key: string;
+  ca: string;
+}
+
 export interface Config {
   /** absolute path of the file the config was loaded from */
   file: string;
   zookeeperServers: ZooKeeperServer[];
   /** `zookeeper-timeout` (seconds, Nodepool 6.0+) as ms: the session timeout asked of ZooKeeper (default 10 s) */
   zookeeperTimeoutMs: number;
+  /** `zookeeper-tls` (the secure file's wins): absolute paths of the PEM files; null = plain TCP */
+  zookeeperTls: ZooKeeperTls | null;
   labels: Map<string, Label>;
   providers: Map<string, Provider>;
   diskimages: Map<string, DiskImage>;

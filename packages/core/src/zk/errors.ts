@@ -23,7 +23,8 @@ export class ImageDataError extends Error {
 /** The initial connection did not succeed within `connectTimeoutMs`. */
 export class ZkConnectError extends Error {
   readonly code = 'ECONNECT' as const;
-  constructor(message: string, readonly servers: string, readonly timeoutMs: number) {
+  /** `reason`: why the last attempt failed (refused, TLS handshake ...), when known */
+  constructor(message: string, readonly servers: string, readonly timeoutMs: number, readonly reason: string | null = null) {
     super(message);
     this.name = 'ZkConnectError';
   }

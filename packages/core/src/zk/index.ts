@@ -14,3 +14,4 @@ export {
   type ZkErrorCode,
 } from './errors.js';
 export { mapLimit, Limiter, READ_CONCURRENCY } from './concurrency.js';
+export { ZkTlsError } from './tls.js';

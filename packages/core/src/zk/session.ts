@@ -8,10 +8,11 @@ import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import zookeeper from 'node-zookeeper-client';
 import type { Client, Event as RawEvent, Exception as RawException, Stat } from 'node-zookeeper-client';
-import type { ZooKeeperServer } from '../config/types.js';
+import type { ZooKeeperServer, ZooKeeperTls } from '../config/types.js';
 import { getLogger, type Logger } from '../log/index.js';
 import { ZkConnectError, ZkError, isNoNode, isNodeExists, withoutStack, type ZkErrorCode } from './errors.js';
 import { paths } from './paths.js';
+import { connectOverTls, describeConnectError, secureContext } from './tls.js';
 import { applyWirePatches } from './wire-patches.js';
 
 /**
@@ -43,6 +44,8 @@ export interface ZooKeeperOptions {
   sessionTimeoutMs?: number;
   /** Give up the INITIAL connect after this long (CLI); without it we retry forever (daemons). */
   connectTimeoutMs?: number;
+  /** Connect over TLS with these PEM files (`zookeeper-tls`); the constructor throws ZkTlsError if one is unusable. */
+  tls?: ZooKeeperTls | null;
   log?: Logger;
 }
 
@@ -217,6 +220,9 @@ export class ZkSession extends EventEmitter {
   private suspendTimer: NodeJS.Timeout | null = null;
   private retryLogTimer: NodeJS.Timeout | null = null;
   private chrootPromise: Promise<void> | null = null;
+  private readonly tls: { files: ZooKeeperTls; context: ReturnType<typeof secureContext> } | null;
+  /** why the last connection attempt failed (socket or TLS error), until a session is made */
+  private lastError: string | null = null;
 
   constructor(opts: ZooKeeperOptions) {
     super();
@@ -224,7 +230,13 @@ export class ZkSession extends EventEmitter {
     this.sessionTimeoutMs = opts.sessionTimeoutMs ?? 10_000;
     this.connectTimeoutMs = opts.connectTimeoutMs;
     this.log = opts.log ?? getLogger('nodepool.zk.ZooKeeper');
+    this.tls = opts.tls ? { files: opts.tls, context: secureContext(opts.tls) } : null;
     this.raw = this.newRawClient();
+  }
+
+  /** True when this session connects over TLS. */
+  get usesTls(): boolean {
+    return this.tls !== null;
   }
 
   get state(): SessionState {
@@ -283,8 +295,9 @@ export class ZkSession extends EventEmitter {
         timer = setTimeout(() => {
           cleanup();
           const err = new ZkConnectError(
-            `could not connect to ZooKeeper at ${this.connection.display} within ${ms / 1000}s`,
-            this.connection.display, ms);
+            `could not connect to ZooKeeper at ${this.connection.display}${this.tls ? ' (TLS)' : ''} within ${ms / 1000}s`
+            + (this.lastError === null ? '' : `: ${this.lastError}`),
+            this.connection.display, ms, this.lastError);
           void this.close().finally(() => reject(err));
         }, ms);
       }
@@ -372,16 +385,32 @@ export class ZkSession extends EventEmitter {
 
   // ------------------------------------------------------------------ raw client lifecycle
 
+  /** A raw client (over TLS when configured) whose failed connection attempts say why. */
+  private newClient(connectString: string): Client {
+    const raw = zookeeper.createClient(connectString, { sessionTimeout: this.sessionTimeoutMs, spinDelay: 1000, retries: 0 });
+    const cm = (raw as unknown as { connectionManager: { onSocketError(err: Error): void } }).connectionManager;
+    const onSocketError = cm.onSocketError;
+    const noteError = (err: Error) => {
+      const why = describeConnectError(err);
+      // each new reason is logged once; repeats go into the periodic retry line
+      if (why !== this.lastError && !this.closed) this.log.warn({ servers: this.connection.display, err: why }, `ZooKeeper connection attempt failed: ${why}`);
+      this.lastError = why;
+    };
+    cm.onSocketError = function socketError(this: unknown, err: Error) {
+      noteError(err);
+      onSocketError.call(this, err);
+    };
+    if (this.tls) connectOverTls(raw, this.tls.files, this.tls.context, noteError);
+    return raw;
+  }
+
   private newRawClient(): Client {
     const gen = this.gen;
-    const raw = zookeeper.createClient(this.connection.connectString, {
-      sessionTimeout: this.sessionTimeoutMs,
-      spinDelay: 1000,
-      retries: 0,
-    });
+    const raw = this.newClient(this.connection.connectString);
     raw.on('connected', () => {
       if (gen !== this.gen || this.closed) return;
       this.everConnected = true;
+      this.lastError = null;
       this.clearTimers();
       this.setState('connected');
     });
@@ -449,7 +478,9 @@ export class ZkSession extends EventEmitter {
   private startRetryLog(): void {
     if (this.retryLogTimer) return;
     this.retryLogTimer = setInterval(() => {
-      if (this._state !== 'connected') this.log.warn(`Retrying zookeeper connection to ${this.connection.display}`);
+      if (this._state !== 'connected') {
+        this.log.warn(`Retrying zookeeper connection to ${this.connection.display}${this.lastError === null ? '' : ` (last error: ${this.lastError})`}`);
+      }
     }, RETRY_LOG_INTERVAL_MS);
     this.retryLogTimer.unref();
   }
@@ -537,7 +568,8 @@ export class ZkSession extends EventEmitter {
 
   /** kazoo's `ensure_path`: the path and its parents exist afterwards (persistent, empty data). */
   async mkdirp(path: string): Promise<void> {
-    if (path === '/' || path === '') return;
+    // the root always exists, unless it is a chroot not created yet
+    if (path === '/' || path === '') return this.ensureChroot();
     try {
       await this.createRaw(path);
       return;
@@ -560,7 +592,7 @@ export class ZkSession extends EventEmitter {
     const chroot = this.connection.chroot;
     if (chroot === null) return Promise.resolve();
     this.chrootPromise ??= new Promise<void>((resolve, reject) => {
-      const tmp = zookeeper.createClient(this.connection.display, { sessionTimeout: this.sessionTimeoutMs, spinDelay: 1000, retries: 0 });
+      const tmp = this.newClient(this.connection.display);
       const timer = setTimeout(() => {
         tmp.close();
         reject(new ZkError('ECONNLOSS', `could not create chroot ${chroot}`, { chroot }));
