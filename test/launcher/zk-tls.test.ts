@@ -164,6 +164,31 @@ test('launcher, Zuul (kazoo) and the nodepool CLI all over TLS: requests fulfill
   }
 });
 
+test('the builder over TLS builds and uploads an image; the CLI lists both over TLS', async () => {
+  const env = tlsEnv();
+  const cfg = env.write('nodepool.yaml', [
+    env.zkYaml.trimEnd(), `images-dir: ${env.dir}/images`, `build-log-dir: ${env.dir}/logs`, 'labels: []',
+    'diskimages:', '  - name: tls-image', '    elements: [debian-minimal]',
+    'providers:', '  - name: fake-provider', '    driver: fake', `    state-file: ${env.dir}/cloud.json`,
+    '    diskimages:', '      - name: tls-image', '    pools: []', '',
+  ].join('\n'));
+  const builder = run(process.execPath, ['packages/builder/bin/nodepool-builder.js', '-f', '--fake', '-c', cfg, '-p', `${env.dir}/b.pid`]);
+  try {
+    const cli = async (cmd: string) => {
+      const c = run(process.execPath, ['packages/cli/bin/nodepool.js', '-c', cfg, cmd, '--json']);
+      if ((await c.exited) !== 0) throw new Error(c.out());
+      return JSON.parse(c.out()) as { state: string }[];
+    };
+    await waitFor('a ready upload listed over TLS', async () => (await cli('image-list')).some((u) => u.state === 'ready'), 60_000)
+      .catch((e: Error) => { throw new Error(`${e.message}\n--- builder:\n${builder.out()}`); });
+    assert.ok((await cli('dib-image-list')).some((b) => b.state === 'ready'));
+  } finally {
+    builder.p.kill('SIGINT');
+    assert.equal(await builder.exited, 0, builder.out());
+    env.cleanup();
+  }
+});
+
 test('the CLI and the launcher refuse a zookeeper-tls file they cannot read, naming key and file', async () => {
   const env = tlsEnv();
   try {
