@@ -204,6 +204,13 @@ test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeou
   ]);
 });
 
+test('a %(NODEPOOL_*) reference to a variable that is not set is an error at its line (others are left alone)', async () => {
+  const dir = tempDir({ 'env.yaml': 'zookeeper-servers:\n  - host: zk-%(NODEPOOL_NO_SUCH)\nlabels:\n  - name: "%(HOME)"\n' });
+  assert.deepEqual(lines(await loadIssues(join(dir, 'env.yaml')), dir), [
+    'env.yaml:2:14: %(NODEPOOL_NO_SUCH): environment variable NODEPOOL_NO_SUCH is not set',
+  ]);
+});
+
 test('diskimage parents: unknown, looping, and an abstract image used by a provider are errors', async () => {
   const dir = tempDir({ 'parents.yaml': [
     'diskimages:',

@@ -181,6 +181,20 @@ test('zookeeper-tls: paths relative to the file that names them; the secure file
   assert.equal((await loadConfig(join(dir, 'plain.yaml'), { env: isolatedEnv() })).zookeeperTls, null);
 });
 
+test('%(NODEPOOL_*) in the config and the secure file is replaced by the environment variable (Nodepool 3.14+)', async () => {
+  const dir = tempDir({
+    'n.yaml': 'zookeeper-servers:\n  - host: "%(NODEPOOL_ZK_HOST)"\n    port: %(NODEPOOL_ZK_PORT)\nlabels:\n  - name: l-%(NODEPOOL_ZK_HOST)\n    min-ready: 0\n',
+    'secure.yaml': 'dburi: mysql://np:%(NODEPOOL_DB_PASSWORD)@db/np\n',
+  });
+  const c = await loadConfig(join(dir, 'n.yaml'), {
+    env: isolatedEnv({ NODEPOOL_ZK_HOST: 'zk7', NODEPOOL_ZK_PORT: '2281', NODEPOOL_DB_PASSWORD: 's3cret', OTHER: 'x' }),
+    secureFile: join(dir, 'secure.yaml'),
+  });
+  assert.deepEqual(c.zookeeperServers, [{ host: 'zk7', port: 2281, chroot: null }]);
+  assert.deepEqual([...c.labels.keys()], ['l-zk7']);
+  assert.equal(c.databaseUri, 'mysql://np:s3cret@db/np');
+});
+
 test('zookeeper-timeout (seconds, Nodepool 6.0+) sets the session timeout', async () => {
   const dir = tempDir({ 'n.yaml': 'zookeeper-timeout: 30.5\n' });
   assert.equal((await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() })).zookeeperTimeoutMs, 30_500);

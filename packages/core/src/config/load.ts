@@ -15,7 +15,7 @@ import {
   type SecureIn, type TopLevelIn,
 } from './schema.js';
 import {
-  describeType, isRecord, issueAt, parseYaml, readText, sortIssues, type YamlSource,
+  describeType, isRecord, issueAt, parseYaml, readText, sortIssues, substituteEnv, type YamlSource,
 } from './source.js';
 import type { Config, LeaseLimitsConfig, Provider, ZooKeeperServer, ZooKeeperTls } from './types.js';
 
@@ -24,7 +24,7 @@ export interface LoadOptions {
   secureFile?: string | null;
   /** an explicit clouds.yaml instead of the os-client-config search */
   cloudsFile?: string | null;
-  /** environment for OS_CLIENT_CONFIG_FILE, HOME and NODEPOOL_STATE_DIR (default process.env) */
+  /** environment for OS_CLIENT_CONFIG_FILE, HOME, NODEPOOL_STATE_DIR and `%(NODEPOOL_*)` substitution (default process.env) */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -52,10 +52,12 @@ function isUnderEtc(file: string): boolean {
   return file.startsWith('/etc/');
 }
 
-async function readSource(file: string, attempts: number): Promise<{ src: YamlSource } | { issues: ConfigIssue[] }> {
+async function readSource(file: string, attempts: number, env: NodeJS.ProcessEnv): Promise<{ src: YamlSource } | { issues: ConfigIssue[] }> {
   const read = await readText(file, attempts);
   if (!read.ok) return { issues: [read.issue] };
-  const parsed = parseYaml(file, read.text);
+  const text = substituteEnv(file, read.text, env);
+  if (!text.ok) return { issues: text.issues };
+  const parsed = parseYaml(file, text.text);
   return parsed.ok ? { src: parsed.source } : { issues: parsed.issues };
 }
 
@@ -72,7 +74,7 @@ function legacyIniSection(text: string): { line: number; section: string } | nul
 }
 
 async function readSecure(
-  file: string, attempts: number,
+  file: string, attempts: number, env: NodeJS.ProcessEnv,
 ): Promise<{ src: YamlSource; data: SecureIn } | { src: null; data: null } | { issues: ConfigIssue[] }> {
   const read = await readText(file, attempts);
   if (!read.ok) return { issues: [read.issue] };
@@ -87,7 +89,9 @@ async function readSecure(
       }],
     };
   }
-  const parsed = parseYaml(file, read.text);
+  const text = substituteEnv(file, read.text, env);
+  if (!text.ok) return { issues: text.issues };
+  const parsed = parseYaml(file, text.text);
   if (!parsed.ok) return { issues: parsed.issues };
   const src = parsed.source;
   // an empty secure file is allowed
@@ -176,7 +180,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
   const secureFile = opts.secureFile === undefined || opts.secureFile === null ? null : resolve(opts.secureFile);
   const done = () => ({ config: null, issues: sortIssues(issues, secureFile === null ? [configFile] : [configFile, secureFile]) });
 
-  const main = await readSource(configFile, attempts);
+  const main = await readSource(configFile, attempts, env);
   if ('issues' in main) return { config: null, issues: main.issues };
   const { src } = main;
   if (src.data === null || src.data === undefined) {
@@ -191,7 +195,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
 
   let secure: { src: YamlSource; data: SecureIn } | null = null;
   if (secureFile !== null) {
-    const s = await readSecure(secureFile, attempts);
+    const s = await readSecure(secureFile, attempts, env);
     if ('issues' in s) issues.push(...s.issues);
     else if (s.src !== null) secure = { src: s.src, data: s.data };
   }

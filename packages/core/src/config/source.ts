@@ -50,6 +50,22 @@ export async function readText(file: string, attempts = 1): Promise<ReadResult> 
   }
 }
 
+/**
+ * Nodepool 3.14+'s environment substitution: `%(NODEPOOL_NAME)` anywhere in the file is replaced
+ * by that environment variable's value before the YAML is parsed (only variables whose name
+ * starts with NODEPOOL_). One left over names a variable that is not set: an error at its line.
+ */
+export function substituteEnv(file: string, text: string, env: NodeJS.ProcessEnv): { ok: true; text: string } | { ok: false; issues: ConfigIssue[] } {
+  const issues: ConfigIssue[] = [];
+  const out = text.split('\n').map((line, i) => line.replace(/%\((NODEPOOL_[A-Za-z0-9_]*)\)/g, (ref: string, name: string, at: number) => {
+    const value = env[name];
+    if (value !== undefined) return value;
+    issues.push({ file, line: i + 1, column: at + 1, keyPath: '', message: `${ref}: environment variable ${name} is not set` });
+    return ref;
+  }));
+  return issues.length === 0 ? { ok: true, text: out.join('\n') } : { ok: false, issues };
+}
+
 export type ParseResult =
   | { ok: true; source: YamlSource }
   | { ok: false; issues: ConfigIssue[] };
