@@ -170,3 +170,45 @@ test('a burst of requests never launches past max-servers', async () => {
   }
   assert.ok(peak <= 3, `at most 3 nodes/servers at once, saw ${peak}`);
 });
+
+test('provider priority (Nodepool 6.1): the preferred pool serves first, the next one once it is paused at capacity', async () => {
+  const pool = (name: string, extra: string) => `  - name: ${name}
+    driver: fake
+    rate: 0.001
+${extra}    cloud-images:
+      - name: fake-image
+    pools:
+      - name: main
+        max-servers: MAX
+        labels:
+          - name: fake-label
+            cloud-image: fake-image
+            min-ram: 8192
+`;
+  const { zk } = await setup((env) => `${env.zkYaml}
+labels:
+  - name: fake-label
+    min-ready: 0
+providers:
+${pool('dear', '').replace('max-servers: MAX', 'max-servers: 10\n        priority: 2')}${pool('cheap', '    priority: 1\n').replace('MAX', '2')}`);
+  const registered = () => zk.getRegisteredLaunchers();
+  await waitFor('both pools registered with their priority', async () => {
+    const ls = await registered();
+    return ls.length === 2 && ls.every((l) => l.paused === false)
+      && ls.map((l) => `${l.provider_name}:${l.priority}`).sort().join() === 'cheap:1,dear:2';
+  });
+  const providerOf = async (req: NodeRequest) => (await zk.getNode(req.nodes[0] ?? ''))?.provider;
+  const first = await waitDone(zk, await submit(zk, ['fake-label']));
+  const second = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.deepEqual([await providerOf(first), await providerOf(second)], ['cheap', 'cheap'], 'the pool of priority 1 serves while it can');
+  // the third waits on cheap (full: it pauses, and says so in its registration) ...
+  const third = await submit(zk, ['fake-label']);
+  await waitFor('cheap paused', async () => (await registered()).find((l) => l.provider_name === 'cheap')?.paused === true);
+  assert.equal((await zk.getNodeRequest(third))?.state, 'pending');
+  // ... and the next goes to the pool of priority 2
+  const fourth = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(await providerOf(fourth), 'dear');
+  await release(zk, first);
+  assert.equal(await providerOf(await waitDone(zk, third)), 'cheap');
+  await waitFor('cheap resumed', async () => (await registered()).find((l) => l.provider_name === 'cheap')?.paused === false);
+});

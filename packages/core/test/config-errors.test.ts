@@ -188,11 +188,11 @@ test('Nodepool 0.x/1.x keys are rejected with what replaced them; seed-era keys 
   assert.ok(!issues.some((l) => l.includes('hunter2')));
 });
 
-test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeout must be a positive number; zookeeper-tls needs all three files', async () => {
+test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeout, zookeeper-tls and priority are checked', async () => {
   const dir = tempDir({ 'modern.yaml': [
     'zookeeper-servers:', '  - host: zk1', 'zookeeper-timeout: -3', 'zookeeper-tls:', '  ca: /etc/zk/ca.pem',
     'tenant-resource-limits:', '  - tenant-name: t', '    max-servers: 3',
-    'providers:', '  - name: fake-provider', '    priority: 2', '    pools: []', '',
+    'providers:', '  - name: fake-provider', '    priority: high', '    pools: []', '',
   ].join('\n') });
   const issues = lines(await loadIssues(join(dir, 'modern.yaml')), dir);
   assert.deepEqual(issues, [
@@ -200,7 +200,7 @@ test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeou
     'modern.yaml:4:1: zookeeper-tls.cert: required key missing',
     'modern.yaml:4:1: zookeeper-tls.key: required key missing',
     'modern.yaml:6:1: tenant-resource-limits: unknown key: per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
-    'modern.yaml:11:5: providers[0].priority: unknown key: provider priority (Nodepool 6.1+) is not supported by nodepool-ts; every provider that can serve a request may take it',
+    'modern.yaml:11:5: providers[0].priority: expected integer, got string',
   ]);
 });
 

@@ -163,3 +163,11 @@ test('Node default connection_port 22 round-trips; launcher labels are a sorted 
     '{"id": "l1", "provider_name": "p", "supported_labels": ["a", "b"]}',
   );
 });
+
+test('a launcher registration with priority carries paused; without, it reads as the 3.x one', () => {
+  const json = launcherToJson({ id: 'l1', provider_name: 'p', supported_labels: ['a'], priority: 1, paused: true });
+  assert.equal(json, '{"id": "l1", "provider_name": "p", "supported_labels": ["a"], "priority": 1, "paused": true}');
+  assert.deepEqual(launcherFromData(json), { id: 'l1', provider_name: 'p', supported_labels: ['a'], priority: 1, paused: true });
+  assert.deepEqual(launcherFromData('{"id": "l1", "supported_labels": ["a"]}'), { id: 'l1', provider_name: 'unknown', supported_labels: ['a'] });
+  assert.deepEqual(launcherFromData('{"id": "l1", "supported_labels": [], "priority": "high"}'), { id: 'l1', provider_name: 'unknown', supported_labels: [] });
+});

@@ -13,7 +13,7 @@ import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
-import { PoolWorker } from './pool-worker.js';
+import { PoolWorker, configUsesPriority } from './pool-worker.js';
 import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js';
 import { CleanupWorker } from './cleanup-worker.js';
 import { MinReadyWorker } from './min-ready.js';
@@ -500,7 +500,9 @@ export class Launcher implements LauncherContext {
     try {
       await this.zk.mkdirp(paths.launchersRoot);
       const ids = await this.zk.listChildren(paths.launchersRoot, this.launchersWatcher);
-      this.launcherList = await this.zk.getRegisteredLaunchers();
+      // (data watches too: a pool publishing its priority changes its `paused` in place)
+      this.launcherList = await this.zk.getRegisteredLaunchers(this.launchersWatcher);
+      if (configUsesPriority(this.config.providers.values())) for (const w of this.workers.values()) w.schedule();
       const now = new Set(ids ?? []);
       const ours = new Set(this.poolWorkers.map((w) => w.id));
       const gone = [...this.knownLaunchers].filter((id) => !now.has(id) && !ours.has(id));

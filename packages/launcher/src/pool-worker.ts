@@ -2,7 +2,7 @@
 // runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
 // only as a safety net.
 import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/core/config';
-import { cloneNode, cloneNodeRequest, type Node, type NodeRequest } from '@nodepool-ts/core/model';
+import { cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
 import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
@@ -25,6 +25,17 @@ const WEDGE_GUARD_MS = 5_000;
  * pause would otherwise wait for the safety interval.
  */
 const PAUSED_RECHECK_MS = 1_000;
+/** Nodepool's priority of a pool when neither it nor its provider sets one */
+const DEFAULT_PRIORITY = 100;
+
+/** True when some provider or pool of the config sets `priority`: its workers then publish theirs. */
+export function configUsesPriority(providers: Iterable<Provider>): boolean {
+  for (const p of providers) {
+    if (p.priority !== null) return true;
+    for (const pool of p.pools) if (pool.priority !== null) return true;
+  }
+  return false;
+}
 
 export class PoolWorker {
   readonly id: string;
@@ -102,12 +113,31 @@ export class PoolWorker {
     this.schedule();
   }
 
+  /** `priority` of the pool, else of its provider, else 100 (lower is offered requests first) */
+  get priority(): number {
+    return this.pool.priority ?? this.provider.priority ?? DEFAULT_PRIORITY;
+  }
+
+  /** the `paused` last published with the registration (null: priority not published) */
+  private publishedPaused: boolean | null = null;
+
   async register(): Promise<void> {
     if (this.stopped) return;
-    await this.zk.registerLauncher({
-      id: this.id,
-      provider_name: this.provider.name,
-      supported_labels: this.ctx.supportedLabels(),
+    const info: LauncherInfo = { id: this.id, provider_name: this.provider.name, supported_labels: this.ctx.supportedLabels() };
+    // priority and paused only when the config uses priority: a 3.x registration stays byte-equal
+    if (configUsesPriority(this.ctx.config.providers.values())) {
+      info.priority = this.priority;
+      info.paused = this.paused.length > 0;
+    }
+    this.publishedPaused = info.paused ?? null;
+    await this.zk.registerLauncher(info);
+  }
+
+  /** A pool that publishes its priority tells the others when it pauses or resumes. */
+  private pausedChanged(): void {
+    if (this.publishedPaused === null || this.publishedPaused === this.paused.length > 0) return;
+    void this.register().catch((err: unknown) => {
+      this.log.warn({ err: (err as Error).message }, 'could not publish the pool\'s paused state');
     });
   }
 
@@ -192,6 +222,7 @@ export class PoolWorker {
         await h.run();
         if (h.state !== 'paused') this.paused = this.paused.filter((p) => p !== h);
       }
+      this.pausedChanged();
       if (this.paused.length > 0) return;
     }
     const requests = this.ctx.requestCache.all().sort(compareRequests);
@@ -210,6 +241,7 @@ export class PoolWorker {
       if (cached.declined_by.includes(this.id)) continue;
       if (this.finished.get(cached.id)?.seen === cached) continue;
       if (this.yieldsToPreferredProvider(cached)) continue;
+      if (this.yieldsToHigherPriority(cached)) continue;
       const id = cached.id;
       this.starting.add(id);
       // Handlers run concurrently; the quota-critical part of each is serialised by `exclusive`.
@@ -249,6 +281,7 @@ export class PoolWorker {
   /** A handler could not be satisfied now; it is re-run when nodes change, after retryAt, or within a second. */
   handlerPaused(h: NodeRequestHandler): void {
     if (!this.paused.includes(h)) this.paused.push(h);
+    this.pausedChanged();
     const wait = h.retryAt - Date.now();
     this.scheduleResume(wait > 0 ? wait : PAUSED_RECHECK_MS);
   }
@@ -272,6 +305,17 @@ export class PoolWorker {
     return run;
   }
 
+  /**
+   * Nodepool 6.1's provider priority: a request waits while a pool of lower priority value that
+   * can serve every label of it is registered, not paused and has not declined it. Only pools
+   * that publish their priority (and so their paused state) count.
+   */
+  private yieldsToHigherPriority(req: NodeRequest): boolean {
+    const mine = this.priority;
+    return this.ctx.launchers().some((l) => l.priority !== undefined && l.priority < mine && l.paused !== true
+      && l.id !== this.id && !req.declined_by.includes(l.id) && req.node_types.every((t) => l.supported_labels.includes(t)));
+  }
+
   /** A request naming another provider waits for that provider's launchers while any is online. */
   private yieldsToPreferredProvider(req: NodeRequest): boolean {
     if (req.provider === null || req.provider === this.provider.name) return false;
@@ -287,6 +331,7 @@ export class PoolWorker {
     this.finished.delete(h.id); // re-appended: the map stays ordered by time
     if (seen !== undefined) this.finished.set(h.id, { seen, at: Date.now() });
     this.paused = this.paused.filter((p) => p !== h);
+    this.pausedChanged();
     this.schedule();
   }
 

@@ -256,6 +256,7 @@ function buildCloudParts(
     });
     pools.push({
       name: pool.name,
+      priority: pool.priority ?? null,
       maxServers: pool['max-servers'] ?? UNLIMITED,
       maxCores: pool['max-cores'] ?? UNLIMITED,
       maxRam: pool['max-ram'] ?? UNLIMITED,
@@ -305,6 +306,7 @@ export function buildOpenStackProvider(
     driver: 'openstack',
     name: p.name,
     maxConcurrency: p['max-concurrency'] ?? -1,
+    priority: p.priority ?? null,
     cloud: p.cloud,
     regionName,
     ...cloudTimings(p),
@@ -337,6 +339,7 @@ export function buildFakeProvider(
     driver: 'fake',
     name: p.name,
     maxConcurrency: p['max-concurrency'] ?? -1,
+    priority: p.priority ?? null,
     cloud: cloudName,
     regionName: p['region-name'] ?? 'fake-region',
     ...cloudTimings(p),
@@ -406,13 +409,14 @@ export function buildStaticProvider(
     });
     pools.push({
       name: pool.name,
+      priority: pool.priority ?? null,
       maxServers: pool['max-servers'] ?? UNLIMITED,
       nodeAttributes: pool['node-attributes'] ?? null,
       nodes,
       labels: offered.map((name) => ({ name })),
     });
   });
-  return { driver: 'static', name: p.name, maxConcurrency: p['max-concurrency'] ?? -1, pools };
+  return { driver: 'static', name: p.name, maxConcurrency: p['max-concurrency'] ?? -1, priority: p.priority ?? null, pools };
 }
 
 /** Drivers we only validate still must name defined labels (Nodepool fails to load otherwise). */

@@ -180,10 +180,13 @@ const providerCommon = {
   name: str(),
   driver: str().optional(),
   'max-concurrency': int().optional(),
+  // Nodepool 6.1+: which pools are offered a request first (lower first; default 100)
+  priority: int().optional(),
 };
 
 const poolCommon = {
   name: str(),
+  priority: int().optional(),
   'max-servers': int().optional(),
   'node-attributes': dict().optional(),
 };
@@ -411,7 +414,6 @@ const LEGACY_HINTS: Record<string, Record<string, string>> = {
     subnodes: 'removed in Nodepool 3.0: request several nodes in one Zuul nodeset instead',
   },
   providers: {
-    priority: 'provider priority (Nodepool 6.1+) is not supported by nodepool-ts; every provider that can serve a request may take it',
     'max-servers': 'moved in Nodepool 3.0 to providers[].pools[].max-servers',
     images: 'replaced in Nodepool 3.0 by top-level diskimages with providers[].diskimages (built by nodepool-builder) or providers[].cloud-images (existing images), used from providers[].pools[].labels[]',
     username: CREDENTIALS,

@@ -96,6 +96,8 @@ export interface CloudPoolLabel extends PoolLabelBase {
 
 export interface CloudPool {
   name: string;
+  /** the pool's `priority`, overriding its provider's; null = unset */
+  priority: number | null;
   maxServers: number;
   maxCores: number;
   maxRam: number;
@@ -133,6 +135,8 @@ export interface CloudImage {
 interface ProviderCommon {
   name: string;
   maxConcurrency: number;
+  /** `priority` (Nodepool 6.1+): pools of lower values are offered requests first; null = unset */
+  priority: number | null;
 }
 
 export interface OpenStackProvider extends ProviderCommon {
@@ -197,6 +201,8 @@ export interface StaticNode {
 
 export interface StaticPool {
   name: string;
+  /** the pool's `priority`, overriding its provider's; null = unset */
+  priority: number | null;
   maxServers: number;
   nodeAttributes: Record<string, unknown> | null;
   nodes: StaticNode[];

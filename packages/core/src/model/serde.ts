@@ -416,11 +416,17 @@ export function launcherFromData(data: Data): LauncherInfo | null {
   if (d === null) return null;
   const id = d['id'];
   if (typeof id !== 'string') return null;
-  return {
+  const info: LauncherInfo = {
     id,
     provider_name: optStr(d['provider_name']) ?? 'unknown',
     supported_labels: [...new Set(asList(d['supported_labels']))].sort(),
   };
+  const priority = d['priority'];
+  if (typeof priority === 'number' && Number.isFinite(priority)) {
+    info.priority = priority;
+    info.paused = d['paused'] === true;
+  }
+  return info;
 }
 
 export function launcherToJson(l: LauncherInfo): string {
@@ -428,7 +434,9 @@ export function launcherToJson(l: LauncherInfo): string {
   checkList('Launcher', 'supported_labels', l.supported_labels);
   // A Python set written as a sorted list.
   const labels = [...new Set(l.supported_labels)].sort();
-  return `{"id": ${pyString(l.id)}, "provider_name": ${str(l.provider_name)}, "supported_labels": ${strList(labels)}}`;
+  const base = `{"id": ${pyString(l.id)}, "provider_name": ${str(l.provider_name)}, "supported_labels": ${strList(labels)}`;
+  if (l.priority === undefined) return `${base}}`;
+  return `${base}, "priority": ${pythonJson(l.priority)}, "paused": ${l.paused === true ? 'true' : 'false'}}`;
 }
 
 export function launcherToData(l: LauncherInfo): Buffer {

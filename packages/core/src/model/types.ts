@@ -107,4 +107,11 @@ export interface LauncherInfo {
   id: string;
   provider_name: string;
   supported_labels: string[];
+  /**
+   * Provider priority (Nodepool 6.1+; lower is offered requests first). Written, with `paused`,
+   * only by pool workers whose launcher config sets `priority`; a 3.x registration has neither.
+   */
+  priority?: number;
+  /** the pool is at capacity and waits for nodes to free up (its requests go elsewhere) */
+  paused?: boolean;
 }

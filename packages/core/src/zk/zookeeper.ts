@@ -10,7 +10,7 @@ import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
 import { ImageDataError, LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
 import { CONTENDER_RE, Lock, type AcquireOptions } from './lock.js';
 import { LOCK_CHILD, paths } from './paths.js';
-import { ZkSession, statTimeMs, type MultiOp } from './session.js';
+import { ZkSession, statTimeMs, type MultiOp, type RawEvent } from './session.js';
 
 export interface LockOptions extends AcquireOptions {
   /**
@@ -382,9 +382,13 @@ export class ZooKeeper extends ZkSession {
     }
   }
 
-  async getRegisteredLaunchers(): Promise<LauncherInfo[]> {
+  /** Every registered launcher; `watcher` (optional) also fires when one's data changes. */
+  async getRegisteredLaunchers(watcher?: (ev: RawEvent) => void): Promise<LauncherInfo[]> {
     const ids = await this.getChildren(paths.launchersRoot);
-    const all = await mapLimit(ids, READ_CONCURRENCY, async (id) => launcherFromData(await this.getData(paths.launcher(id))));
+    const all = await mapLimit(ids, READ_CONCURRENCY, async (id) => {
+      const got = await this.getDataStat(paths.launcher(id), watcher);
+      return got === null ? null : launcherFromData(got.data);
+    });
     return all.filter((l): l is LauncherInfo => l !== null);
   }
 

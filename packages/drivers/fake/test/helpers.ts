@@ -19,6 +19,7 @@ export function fakeConfig(over: Partial<Omit<FakeProvider, 'faults'>> & { fault
     name: 'fake-provider',
     driver: 'fake',
     maxConcurrency: -1,
+    priority: null,
     cloud: 'fake',
     regionName: null,
     bootTimeout: 60,
