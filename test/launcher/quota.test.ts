@@ -212,3 +212,23 @@ ${pool('dear', '').replace('max-servers: MAX', 'max-servers: 10\n        priorit
   assert.equal(await providerOf(await waitDone(zk, third)), 'cheap');
   await waitFor('cheap resumed', async () => (await registered()).find((l) => l.provider_name === 'cheap')?.paused === false);
 });
+
+test('tenant-resource-limits (Nodepool 4.3): a tenant at its limit waits, other tenants and tenant-less requests do not', async () => {
+  const { zk } = await setup((env) => fakeConfig(env, { top: 'tenant-resource-limits:\n  - tenant-name: tenant-a\n    max-servers: 1\n' }));
+  const forTenant = (tenant: string) => submit(zk, ['fake-label'], { extra: { tenant_name: tenant } });
+  const first = await waitDone(zk, await forTenant('tenant-a'));
+  assert.equal(first.state, 'fulfilled');
+  const raw = JSON.parse((await zk.getData(paths.node(first.nodes[0] ?? '')))?.toString() ?? '{}') as Record<string, unknown>;
+  assert.equal(raw.tenant_name, 'tenant-a', "the node records the request's tenant, as Nodepool's does");
+  const second = await forTenant('tenant-a');
+  assert.equal((await waitDone(zk, await forTenant('tenant-b'))).state, 'fulfilled');
+  const untenanted = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(untenanted.state, 'fulfilled');
+  const plain = JSON.parse((await zk.getData(paths.node(untenanted.nodes[0] ?? '')))?.toString() ?? '{}') as Record<string, unknown>;
+  assert.ok(!('tenant_name' in plain), 'a 3.x request leaves the 3.x node JSON as it was');
+  const waiting = await zk.getNodeRequest(second);
+  assert.equal(waiting?.state, 'requested', 'deferred: neither taken nor declined');
+  assert.deepEqual(waiting?.declined_by, []);
+  await release(zk, first);
+  assert.equal((await waitDone(zk, second)).state, 'fulfilled');
+});

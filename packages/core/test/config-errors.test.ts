@@ -188,10 +188,10 @@ test('Nodepool 0.x/1.x keys are rejected with what replaced them; seed-era keys 
   assert.ok(!issues.some((l) => l.includes('hunter2')));
 });
 
-test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeout, zookeeper-tls and priority are checked', async () => {
+test('keys of later Nodepool releases are checked: zookeeper-timeout, zookeeper-tls, tenant-resource-limits, priority', async () => {
   const dir = tempDir({ 'modern.yaml': [
     'zookeeper-servers:', '  - host: zk1', 'zookeeper-timeout: -3', 'zookeeper-tls:', '  ca: /etc/zk/ca.pem',
-    'tenant-resource-limits:', '  - tenant-name: t', '    max-servers: 3',
+    'tenant-resource-limits:', '  - tenant-name: t', '    max-servers: 3', '  - tenant-name: u',
     'providers:', '  - name: fake-provider', '    priority: high', '    pools: []', '',
   ].join('\n') });
   const issues = lines(await loadIssues(join(dir, 'modern.yaml')), dir);
@@ -199,8 +199,7 @@ test('keys of later Nodepool releases nodepool-ts lacks say so; zookeeper-timeou
     'modern.yaml:3:1: zookeeper-timeout: expected number of seconds > 0, got -3',
     'modern.yaml:4:1: zookeeper-tls.cert: required key missing',
     'modern.yaml:4:1: zookeeper-tls.key: required key missing',
-    'modern.yaml:6:1: tenant-resource-limits: unknown key: per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
-    'modern.yaml:11:5: providers[0].priority: expected integer, got string',
+    'modern.yaml:12:5: providers[0].priority: expected integer, got string',
   ]);
 });
 
@@ -208,6 +207,17 @@ test('a %(NODEPOOL_*) reference to a variable that is not set is an error at its
   const dir = tempDir({ 'env.yaml': 'zookeeper-servers:\n  - host: zk-%(NODEPOOL_NO_SUCH)\nlabels:\n  - name: "%(HOME)"\n' });
   assert.deepEqual(lines(await loadIssues(join(dir, 'env.yaml')), dir), [
     'env.yaml:2:14: %(NODEPOOL_NO_SUCH): environment variable NODEPOOL_NO_SUCH is not set',
+  ]);
+});
+
+test('tenant-resource-limits: a tenant listed twice and volume limits (not counted here) are errors', async () => {
+  const dir = tempDir({ 'tenants.yaml': [
+    'tenant-resource-limits:', '  - tenant-name: t', '    max-volumes: 3', '  - tenant-name: t', '    max-volume-gb: 100', '',
+  ].join('\n') });
+  assert.deepEqual(lines(await loadIssues(join(dir, 'tenants.yaml')), dir), [
+    'tenants.yaml:3:5: tenant-resource-limits[0].max-volumes: volume limits (Nodepool 9.0+) are not supported by nodepool-ts: it does not count volumes; remove the key',
+    'tenants.yaml:4:5: tenant-resource-limits[1].tenant-name: duplicate tenant "t"',
+    'tenants.yaml:5:5: tenant-resource-limits[1].max-volume-gb: volume limits (Nodepool 9.0+) are not supported by nodepool-ts: it does not count volumes; remove the key',
   ]);
 });
 

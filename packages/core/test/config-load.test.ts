@@ -154,6 +154,7 @@ test('defaults of a minimal file', async () => {
   const c = await loadConfig(join(dir, 'nodepool.yaml'), { env: isolatedEnv() });
   assert.deepEqual(c.zookeeperServers, []);
   assert.equal(c.zookeeperTimeoutMs, 10_000, "Nodepool's default session timeout");
+  assert.equal(c.tenantResourceLimits.size, 0);
   assert.deepEqual(c.webapp, { port: 8005, listenAddress: '127.0.0.1', leases: {} }, 'nodepool-ts listens on loopback by default');
   assert.equal(c.elementsDir, null);
   assert.equal(c.imagesDir, null);
@@ -193,6 +194,15 @@ test('%(NODEPOOL_*) in the config and the secure file is replaced by the environ
   assert.deepEqual(c.zookeeperServers, [{ host: 'zk7', port: 2281, chroot: null }]);
   assert.deepEqual([...c.labels.keys()], ['l-zk7']);
   assert.equal(c.databaseUri, 'mysql://np:s3cret@db/np');
+});
+
+test('tenant-resource-limits: per tenant, unset limits unlimited; none by default', async () => {
+  const dir = tempDir({ 'n.yaml': 'tenant-resource-limits:\n  - tenant-name: a\n    max-servers: 4\n    max-ram: 16384\n  - tenant-name: b\n    max-cores: 8\n' });
+  const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
+  assert.deepEqual([...c.tenantResourceLimits], [
+    ['a', { instances: 4, cores: Infinity, ram: 16384 }],
+    ['b', { instances: Infinity, cores: 8, ram: Infinity }],
+  ]);
 });
 
 test('zookeeper-timeout (seconds, Nodepool 6.0+) sets the session timeout', async () => {

@@ -72,6 +72,18 @@ export type Plan =
 
 export { MIN_READY_REQUESTOR };
 
+/** The Zuul tenant a request (Zuul 4.3+) or node is for: its `tenant_name`, if any. */
+export function tenantOf(o: { extra: Record<string, unknown> }): string | null {
+  const t = o.extra['tenant_name'];
+  return typeof t === 'string' && t !== '' ? t : null;
+}
+
+/** A node now serves `tenant` (Nodepool writes the request's tenant_name, even none, on allocation). */
+export function setTenant(node: { extra: Record<string, unknown> }, tenant: string | null): void {
+  if (tenant === null) delete node.extra['tenant_name'];
+  else node.extra['tenant_name'] = tenant;
+}
+
 function poolLimits(pool: PoolView): Resources {
   return { cores: pool.maxCores, instances: pool.maxServers, ram: pool.maxRam };
 }

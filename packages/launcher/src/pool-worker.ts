@@ -6,7 +6,7 @@ import { cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeReq
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
 import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
-import { compareRequests, ZERO, addResources, type PlanInput, type PoolView, type Resources } from './decide.js';
+import { compareRequests, ZERO, addResources, fits, setTenant, tenantOf, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
 import { labelReadyScript, runReadyScript } from '@nodepool-ts/driver-static';
@@ -232,6 +232,8 @@ export class PoolWorker {
       if (f.at >= stale) break;
       this.finished.delete(id);
     }
+    // what each tenant's nodes take now, counted once per pass if a request needs it
+    let tenantUsage: Map<string, Resources> | null = null;
     for (const cached of requests) {
       if (this.stopped || this.paused.length > 0) return;
       if (this.concurrencyReached()) return;
@@ -242,6 +244,17 @@ export class PoolWorker {
       if (this.finished.get(cached.id)?.seen === cached) continue;
       if (this.yieldsToPreferredProvider(cached)) continue;
       if (this.yieldsToHigherPriority(cached)) continue;
+      const tenant = tenantOf(cached);
+      const limit = tenant === null ? undefined : this.ctx.config.tenantResourceLimits.get(tenant);
+      if (tenant !== null && limit !== undefined) {
+        tenantUsage ??= await this.tenantUsage();
+        // deferred, not declined: it is served once the tenant's nodes are freed
+        const need = await this.requestResources(cached);
+        if (!fits(addResources(tenantUsage.get(tenant) ?? ZERO, need), limit)) {
+          if (!fits(need, limit)) this.warnOverTenantLimit(cached.id, tenant);
+          continue;
+        }
+      }
       const id = cached.id;
       this.starting.add(id);
       // Handlers run concurrently; the quota-critical part of each is serialised by `exclusive`.
@@ -405,6 +418,36 @@ export class PoolWorker {
     return (first !== undefined ? labels.get(first) : undefined) ?? { cores: 0, instances: 1, ram: 0 };
   }
 
+  private overLimitWarned = new Set<string>();
+
+  /** A request larger than its tenant's whole limit waits forever (as in Nodepool): said once. */
+  private warnOverTenantLimit(id: string, tenant: string): void {
+    if (this.overLimitWarned.has(id)) return;
+    if (this.overLimitWarned.size >= 1000) this.overLimitWarned.clear();
+    this.overLimitWarned.add(id);
+    this.log.warn({ request: id, tenant }, `Request ${id} needs more than tenant ${tenant}'s tenant-resource-limits allow; it waits until the limit is raised`);
+  }
+
+  /** Resources of every node in ZooKeeper that serves a tenant, by tenant (Nodepool 4.3+'s tenant quota). */
+  private async tenantUsage(): Promise<Map<string, Resources>> {
+    const labels = (await this.poolView()).labels;
+    const used = new Map<string, Resources>();
+    for (const n of [...this.ctx.nodeCache.all(), ...this.ctx.createdNotCached()]) {
+      const t = tenantOf(n);
+      if (t !== null) used.set(t, addResources(used.get(t) ?? ZERO, this.nodeResources(n, labels)));
+    }
+    return used;
+  }
+
+  /** What launching the request's labels in this pool would take (labels it lacks count nothing). */
+  private async requestResources(req: Readonly<NodeRequest>): Promise<Resources> {
+    let need = ZERO;
+    for (const t of req.node_types) {
+      if (this.pool.labels.some((l) => l.name === t)) need = addResources(need, await this.resourcesOf(t));
+    }
+    return need;
+  }
+
   async poolView(): Promise<PoolView> {
     const labels = new Map<string, Resources>();
     for (const l of this.pool.labels) labels.set(l.name, await this.resourcesOf(l.name));
@@ -457,7 +500,9 @@ export class PoolWorker {
    * the allocation is written. With `deferWrite` the node is locked and checked but its
    * allocation is only set on the returned copy, for the caller to write.
    */
-  async claimReadyNode(candidate: Node, requestId: string, guard: () => void = () => undefined, deferWrite = false): Promise<Node | null> {
+  async claimReadyNode(candidate: Node, request: { id: string; tenant: string | null }, guard: () => void = () => undefined,
+    deferWrite = false): Promise<Node | null> {
+    const requestId = request.id;
     if (!(await this.zk.lockNode(candidate, { blocking: false }))) return null;
     let fresh: Node | null;
     try {
@@ -478,6 +523,7 @@ export class PoolWorker {
     }
     this.zk.transferNodeLock(candidate, fresh);
     fresh.allocated_to = requestId;
+    setTenant(fresh, request.tenant);
     try {
       guard();
     } catch (err) {

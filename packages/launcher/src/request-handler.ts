@@ -3,7 +3,7 @@
 // when every node it holds is ready (fulfilled), failed (declined) or aborted (paused, relaunch).
 import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
-import { MIN_READY_REQUESTOR, planRequest, neededLabels, type Step } from './decide.js';
+import { MIN_READY_REQUESTOR, planRequest, neededLabels, setTenant, tenantOf, type Step } from './decide.js';
 import type { PoolWorker } from './pool-worker.js';
 import { retryConnectionLoss } from './zk-retry.js';
 
@@ -175,7 +175,7 @@ export class NodeRequestHandler {
     const w = this.worker;
     for (const step of steps) {
       if (step.action !== 'reuse') continue;
-      const got = await w.claimReadyNode(step.node, this.id, () => this.guard(), deferWrites);
+      const got = await w.claimReadyNode(step.node, { id: this.id, tenant: tenantOf(this.request) }, () => this.guard(), deferWrites);
       if (!got) {
         if (step.node.id !== null) this.exclude.add(step.node.id);
         return true;
@@ -204,6 +204,7 @@ export class NodeRequestHandler {
         region: w.regionName,
         az: this.az,
       });
+      setTenant(node, tenantOf(this.request));
       this.guard();
       await w.storeNode(node, 'created for request ' + this.id);
       out.push({ label: step.label, node });

@@ -56,7 +56,9 @@ test('statsdSafe and the zero-filled gauges follow Nodepool', () => {
 
 test('launch timers and counters, node gauges and max_servers reach a statsd socket; Prometheus agrees', async (t: TestContext) => {
   lines = [];
-  const lw = await launcherWeb((env) => fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 2 }] }));
+  const lw = await launcherWeb((env) => fakeConfig(env, {
+    labels: [{ name: 'fake-label', minReady: 2 }], top: 'tenant-resource-limits:\n  - tenant-name: t.1\n    max-cores: 64\n',
+  }));
   t.after(() => lw.close());
   await waitFor('min-ready launch stats', () => last('nodepool.launch.requestor.NodePool_min-ready.ready', 'c') !== null, 20_000, 50);
   const node = (await lw.zk.getNodes())[0];
@@ -79,6 +81,8 @@ test('launch timers and counters, node gauges and max_servers reach a statsd soc
   assert.equal(last('nodepool.label.fake-label.nodes.ready', 'g'), 2);
   assert.equal(last('nodepool.nodes.building', 'g'), 0);
   assert.equal(last('nodepool.provider.fake-provider.max_servers', 'g'), 96);
+  assert.equal(last('nodepool.tenant_limits.t_1.cores', 'g'), 64);
+  assert.equal(last('nodepool.tenant_limits.t_1.ram', 'g'), null, 'unlimited is not sent');
   assert.equal(lw.launcher.metrics?.isLeader, true);
   // kazoo's Election: a lock contender under /nodepool/elections/stats with "<hostname>-<pid>"
   const contenders = await lw.zk.getChildren(paths.statsElection);

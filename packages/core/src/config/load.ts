@@ -155,6 +155,22 @@ function parseProviders(src: YamlSource, raw: unknown): { providers: ProviderIn[
   return { providers, issues };
 }
 
+function tenantLimits(ctx: BuildContext, list: TopLevelIn['tenant-resource-limits']): Config['tenantResourceLimits'] {
+  const out: Config['tenantResourceLimits'] = new Map();
+  (list ?? []).forEach((l, i) => {
+    const name = l['tenant-name'];
+    if (out.has(name)) ctx.issues.push(issueAt(ctx.src, ['tenant-resource-limits', i, 'tenant-name'], `duplicate tenant "${name}"`));
+    for (const key of ['max-volumes', 'max-volume-gb'] as const) {
+      if (l[key] !== undefined) {
+        ctx.issues.push(issueAt(ctx.src, ['tenant-resource-limits', i, key],
+          'volume limits (Nodepool 9.0+) are not supported by nodepool-ts: it does not count volumes; remove the key'));
+      }
+    }
+    out.set(name, { instances: l['max-servers'] ?? Infinity, cores: l['max-cores'] ?? Infinity, ram: l['max-ram'] ?? Infinity });
+  });
+  return out;
+}
+
 function zookeeperTls(tls: TopLevelIn['zookeeper-tls'], dir: string): ZooKeeperTls | null {
   return tls === undefined ? null : { cert: resolve(dir, tls.cert), key: resolve(dir, tls.key), ca: resolve(dir, tls.ca) };
 }
@@ -274,6 +290,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
     }
   }
   completeImageFormats(diskimages, providers.values());
+  const tenantResourceLimits = tenantLimits(ctx, t['tenant-resource-limits']);
   const leases = leaseLimits(t.webapp?.leases);
   const ttl = { min: leases.minTtl ?? 60, def: leases.defaultTtl ?? 3600, max: leases.maxTtl ?? 86_400 };
   if (!(ttl.min <= ttl.def && ttl.def <= ttl.max)) {
@@ -309,6 +326,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
       ?? (isUnderEtc(configFile) ? '/var/log/nodepool/builds' : join(stateDir, 'builds')),
     buildLogRetention: t['build-log-retention'] ?? 7,
     maxHoldAge: maxHoldAge === undefined || maxHoldAge <= 0 ? Infinity : maxHoldAge,
+    tenantResourceLimits,
     cron: {
       cleanup: t.cron?.cleanup ?? null,
       check: t.cron?.check ?? null,

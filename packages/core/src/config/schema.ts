@@ -134,6 +134,17 @@ const cron = obj({
 /** Nodepool 3.13+'s TLS to ZooKeeper: PEM files of the client certificate, its key and the CA */
 const zookeeperTls = obj({ cert: str(), key: str(), ca: str() });
 
+/** Nodepool 4.3+: limits of the nodes requested by one Zuul tenant, over all providers */
+const tenantResourceLimit = obj({
+  'tenant-name': str(),
+  'max-servers': int().optional(),
+  'max-cores': int().optional(),
+  'max-ram': int().optional(),
+  // read so that they can be refused by name (nodepool-ts counts no volumes)
+  'max-volumes': int().optional(),
+  'max-volume-gb': int().optional(),
+});
+
 export const topLevelSchema = obj({
   'zookeeper-servers': list(zookeeperServer).optional(),
   'zookeeper-tls': zookeeperTls.optional(),
@@ -149,6 +160,7 @@ export const topLevelSchema = obj({
   'build-log-dir': str().optional(),
   'build-log-retention': int().optional(),
   'max-hold-age': int().optional(),
+  'tenant-resource-limits': list(tenantResourceLimit).optional(),
   // seed era (pre-3.0), still accepted
   cron: cron.optional(),
   dburi: databaseUri().optional(),
@@ -406,7 +418,6 @@ const LEGACY_HINTS: Record<string, Record<string, string>> = {
     'zmq-publishers': 'removed in Nodepool 3.0: node usage is no longer reported by Jenkins over ZMQ; Zuul locks nodes and marks them used/in-use in ZooKeeper',
     targets: 'removed in Nodepool 3.0: nodes are no longer attached to Jenkins targets; Zuul takes them through ZooKeeper node requests and holds them with the node lock (its lease)',
     zookeeper: 'did you mean zookeeper-servers?',
-    'tenant-resource-limits': 'per-tenant limits (Nodepool 4.3+) are not supported by nodepool-ts; limit with providers[].pools[].max-servers',
   },
   labels: {
     image: 'removed in Nodepool 3.0: the image is chosen per provider with diskimage or cloud-image in providers[].pools[].labels[]',

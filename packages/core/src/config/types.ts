@@ -242,6 +242,11 @@ export interface Config {
   buildLogDir: string;
   buildLogRetention: number;
   maxHoldAge: number;
+  /**
+   * `tenant-resource-limits` (Nodepool 4.3+): tenant name -> the most its nodes (those with its
+   * `tenant_name`, over all providers) may take; Infinity where unset
+   */
+  tenantResourceLimits: Map<string, { instances: number; cores: number; ram: number }>;
   cron: CronConfig;
   /** database URI (`dburi`/`database`, from the config or the secure file); null = embedded SQLite */
   databaseUri: string | null;

@@ -5,6 +5,7 @@
 //   nodepool.nodes.<state>, nodepool.provider.<p>.nodes.<state>,
 //   nodepool.label.<l>.nodes.<state>                                 gauges, all 11 states
 //   nodepool.provider.<p>.max_servers                                 gauge
+//   nodepool.tenant_limits.<tenant>.{instances,cores,ram}             gauges (tenant-resource-limits)
 //   nodepool.provider.<p>.downPorts                                   counter (DOWN ports removed)
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.<status>              timer (ms) + counter, per API call
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.attempted|failed|over_1000   counters
@@ -332,6 +333,11 @@ export class LauncherMetrics {
     for (const [provider, max] of providerMaxServers(this.host.config)) {
       // Python would send `inf`; no statsd backend can store it, so unlimited is not sent
       if (Number.isFinite(max)) statsd.gauge(`nodepool.provider.${provider}.max_servers`, max);
+    }
+    for (const [tenant, limits] of this.host.config.tenantResourceLimits) {
+      for (const [k, v] of Object.entries(limits)) {
+        if (Number.isFinite(v)) statsd.gauge(`nodepool.tenant_limits.${statsdSafe(tenant)}.${k}`, v);
+      }
     }
   }
 
