@@ -3,6 +3,8 @@
 // znode once no uploads remain — only the builder that owns the files does that), uploads of
 // providers that no longer list the image, uploads marked by `image-delete`, stale `uploading`
 // records, and cloud images that carry our metadata but are unknown to ZooKeeper.
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Config } from '@nodepool-ts/core/config';
 import { type ImageBuild, type ImageUpload } from '@nodepool-ts/core/model';
 import { META_PROVIDER, NotFoundError, type ImageInfo } from '@nodepool-ts/core/provider';
@@ -85,7 +87,10 @@ export class CleanupWorker extends Worker {
     const keep = buildsToKeep(all);
     const local = new Set<string>();
     for (const b of all) {
-      if (b.id !== null && (await DibImageFile.fromImageId(imagesDir, buildBaseName(image, b.id))).length > 0) local.add(b.id);
+      if (b.id === null) continue;
+      // ours: built here (by builder id; delete-after-upload may have removed every file) or with files here
+      if ((b.builder_id !== null && b.builder_id === this.ctx.builderId)
+        || (await DibImageFile.fromImageId(imagesDir, buildBaseName(image, b.id))).length > 0) local.add(b.id);
     }
     const diskimage = config.diskimages.get(image);
     // not ours and never was: another builder's business
@@ -105,7 +110,12 @@ export class CleanupWorker extends Worker {
         }
       }
       if (build.state !== 'deleting') {
-        if (keep.has(buildId)) continue;
+        if (keep.has(buildId)) {
+          if (build.state === 'ready' && local.has(buildId) && diskimage?.deleteAfterUpload === true) {
+            await this.pruneLocalFormats(imagesDir, providers, image, build, diskimage.keepFormats);
+          }
+          continue;
+        }
         if (await this.inProgressBuild(build, image)) continue;
       }
       for (const provider of providers) {
@@ -237,14 +247,35 @@ export class CleanupWorker extends Worker {
     await zk.deleteUpload(image, buildId, provider, id);
   }
 
+  /**
+   * `delete-after-upload` (Nodepool 11.0): remove the local files (and checksums) of each format
+   * every provider using the image has uploaded this build in, except `keep-formats`; a format a
+   * provider still lacks a ready upload of stays for that upload.
+   */
+  private async pruneLocalFormats(imagesDir: string, providers: ImageProvider[], image: string, build: ImageBuild,
+    keepFormats: string[]): Promise<void> {
+    if (build.id === null || !this.ownsBuild(build)) return;
+    const keep = new Set(keepFormats);
+    for (const p of providers) {
+      if (!p.diskimages.some((d) => d.name === image)) continue;
+      if ((await this.ctx.zk.getMostRecentBuildImageUploads(1, image, build.id, p.name, 'ready')).length === 0) keep.add(p.imageFormat);
+    }
+    const base = buildBaseName(image, build.id);
+    for (const f of await DibImageFile.fromImageId(imagesDir, base)) {
+      if (f.extension === null || keep.has(f.extension)) continue;
+      const path = join(imagesDir, `${base}.${f.extension}`);
+      for (const p of [path, `${path}.md5`, `${path}.sha256`]) await rm(p, { force: true });
+      this.log.info(`Removed ${path} of ${image}:${build.id}: uploaded to every provider (delete-after-upload)`);
+    }
+  }
+
+  private ownsBuild(build: ImageBuild): boolean {
+    return build.builder_id !== null ? build.builder_id === this.ctx.builderId : build.builder === this.ctx.hostname;
+  }
+
   /** Remove this builder's files of a build; false when the build belongs to another builder. */
   private async deleteLocalBuild(imagesDir: string, image: string, build: ImageBuild): Promise<boolean> {
-    if (build.builder_id !== null) {
-      if (build.builder_id !== this.ctx.builderId) return false;
-    } else if (build.builder !== this.ctx.hostname) {
-      return false;
-    }
-    if (build.id === null) return false;
+    if (!this.ownsBuild(build) || build.id === null) return false;
     const base = buildBaseName(image, build.id);
     const removed = await removeBuildFiles(imagesDir, base);
     if (removed.length > 0) this.log.info(`Doing cleanup for ${image}:${build.id}; removed ${removed.join(', ')}`);

@@ -147,3 +147,23 @@ test('cron image-update asks for a build of every non-paused image not built sin
   await waitFor('build 2', async () => (await zk.getBuild('fake-image', '0000000002'))?.state === 'ready');
   assert.equal(await zk.hasBuildRequest('paused'), false);
 }));
+
+test('delete-after-upload: once every provider has the build, its files go except keep-formats; the build stays ready', () => withEnv(async (env) => {
+  env.writeConfig({
+    diskimages: [{ name: 'fake-image', formats: ['vhd', 'raw'], deleteAfterUpload: true, keepFormats: ['raw'] }, { name: 'kept', formats: ['vhd'] }],
+    providers: [{ name: 'fake-provider' }],
+  });
+  await env.builder();
+  const zk = await env.zk();
+  const file = (image: string, ext: string) => join(env.imagesDir, `${image}-0000000001.${ext}`);
+  await waitFor('uploads ready', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready'])).length === 1
+    && (await zk.getImageUploads('kept', '0000000001', 'fake-provider', ['ready'])).length === 1);
+  // qcow2 (the provider's, uploaded) and vhd (no provider's) go; raw is kept
+  await waitFor('files pruned', () => !existsSync(file('fake-image', 'qcow2')) && !existsSync(file('fake-image', 'vhd')), 10_000);
+  assert.ok(existsSync(file('fake-image', 'raw')));
+  assert.ok(!existsSync(`${file('fake-image', 'qcow2')}.md5`));
+  // an image without the option keeps everything
+  await sleep(700);
+  assert.ok(existsSync(file('kept', 'qcow2')) && existsSync(file('kept', 'vhd')));
+  assert.equal((await zk.getBuild('fake-image', '0000000001'))?.state, 'ready');
+}));

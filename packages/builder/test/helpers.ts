@@ -31,6 +31,8 @@ export interface DiskImageSpec {
   pause?: boolean;
   username?: string;
   buildTimeout?: number;
+  deleteAfterUpload?: boolean;
+  keepFormats?: string[];
 }
 
 export interface ProviderSpec {
@@ -99,6 +101,8 @@ export class TestEnv {
       if (d.pause !== undefined) lines.push(`    pause: ${d.pause}`);
       if (d.username !== undefined) lines.push(`    username: ${d.username}`);
       if (d.buildTimeout !== undefined) lines.push(`    build-timeout: ${d.buildTimeout}`);
+      if (d.deleteAfterUpload !== undefined) lines.push(`    delete-after-upload: ${d.deleteAfterUpload}`);
+      if (d.keepFormats !== undefined) lines.push(`    keep-formats: [${d.keepFormats.join(', ')}]`);
       const env = d.envVars ?? {};
       if (Object.keys(env).length > 0) {
         lines.push('    env-vars:');

@@ -222,7 +222,7 @@ test('diskimage defaults; a diskimage uploaded nowhere is built as qcow2', async
   const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
   assert.deepEqual(c.diskimages.get('bare'), {
     name: 'bare', elements: [], release: '', envVars: {}, formats: ['qcow2'], rebuildAge: 86400, pause: false,
-    username: 'zuul', buildTimeout: 28800,
+    username: 'zuul', buildTimeout: 28800, deleteAfterUpload: false, keepFormats: [],
   });
   assert.deepEqual(c.diskimages.get('tarred')?.formats, ['tar']);
 });
@@ -238,6 +238,8 @@ test('diskimage inheritance (Nodepool 3.13+): parents first, elements append, en
     '    release: 12',
     '    rebuild-age: 3600',
     '    pause: true',
+    '    delete-after-upload: true',
+    '    keep-formats: [raw]',
     '  - name: debian',
     '    parent: base',
     '    elements: [nodepool-base]',
@@ -248,17 +250,19 @@ test('diskimage inheritance (Nodepool 3.13+): parents first, elements append, en
     '    elements: [big]',
     '    formats: [qcow2]',
     '    username: ci',
+    '    delete-after-upload: false',
   ].join('\n') });
   const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
   assert.deepEqual([...c.diskimages.keys()], ['debian', 'debian-big'], 'the abstract base is not an image');
   assert.deepEqual(c.diskimages.get('debian'), {
     name: 'debian', elements: ['debian-minimal', 'vm', 'nodepool-base'], release: '12', envVars: { DIB_A: '1', DIB_B: '2' },
-    formats: ['raw'], rebuildAge: 3600, pause: true, username: 'zuul', buildTimeout: 28800,
+    formats: ['raw'], rebuildAge: 3600, pause: true, username: 'zuul', buildTimeout: 28800, deleteAfterUpload: true, keepFormats: ['raw'],
   }, "pause: false does not unpause a paused parent (Nodepool's rule)");
   assert.deepEqual(c.diskimages.get('debian-big'), {
     name: 'debian-big', elements: ['debian-minimal', 'vm', 'nodepool-base', 'big'], release: '12',
     envVars: { DIB_A: '1', DIB_B: '2' }, formats: ['qcow2'], rebuildAge: 3600, pause: true, username: 'ci', buildTimeout: 28800,
-  });
+    deleteAfterUpload: false, keepFormats: ['raw'],
+  }, 'delete-after-upload: false does override (as in Nodepool)');
 });
 
 test('fake provider defaults need no clouds.yaml; min-ram 8192 matches a 4 vCPU / 8192 MB flavor', async () => {

@@ -92,6 +92,11 @@ function inherit(base: DiskImageIn | null, d: DiskImageIn): DiskImageIn {
     'env-vars': { ...(base?.['env-vars'] ?? {}), ...(d['env-vars'] ?? {}) },
     ...set('release'), ...set('rebuild-age'), ...set('pause'), ...set('username'), ...set('build-timeout'),
     ...(d.formats?.length ? { formats: d.formats } : base?.formats !== undefined ? { formats: base.formats } : {}),
+    ...(d['keep-formats']?.length ? { 'keep-formats': d['keep-formats'] }
+      : base?.['keep-formats'] !== undefined ? { 'keep-formats': base['keep-formats'] } : {}),
+    // (false overrides a parent's true here, as in Nodepool)
+    ...(d['delete-after-upload'] !== undefined ? { 'delete-after-upload': d['delete-after-upload'] }
+      : base?.['delete-after-upload'] !== undefined ? { 'delete-after-upload': base['delete-after-upload'] } : {}),
   };
 }
 
@@ -135,6 +140,8 @@ export function buildDiskImages(ctx: BuildContext, top: TopLevelIn): Map<string,
       pause: d.pause ?? false,
       username: d.username ?? 'zuul',
       buildTimeout: d['build-timeout'] ?? 8 * 60 * 60,
+      deleteAfterUpload: d['delete-after-upload'] ?? false,
+      keepFormats: [...(d['keep-formats'] ?? [])],
     });
   }
   return images;

@@ -103,6 +103,9 @@ const diskimage = obj({
   pause: bool().optional(),
   username: str().optional(),
   'build-timeout': int().optional(),
+  // Nodepool 11.0: remove the local files of a build once every provider has it uploaded
+  'delete-after-upload': bool().optional(),
+  'keep-formats': strList().optional(),
 });
 
 const positiveInt = () => int().min(1, { error: 'expected an integer of at least 1' });

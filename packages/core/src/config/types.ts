@@ -26,6 +26,10 @@ export interface DiskImage {
   pause: boolean;
   username: string;
   buildTimeout: number;
+  /** `delete-after-upload`: local files of a format go once every provider using it has the build uploaded */
+  deleteAfterUpload: boolean;
+  /** `keep-formats`: formats kept on disk even so */
+  keepFormats: string[];
 }
 
 export interface WebAppConfig {
