@@ -20,6 +20,8 @@ export interface HostSpec {
   /** default: the sshd's address */
   name?: string;
   port?: number;
+  /** more keys of the node, each `key: value` */
+  more?: string[];
 }
 
 export interface StaticYaml {
@@ -40,6 +42,7 @@ export function hostYaml(h: HostSpec): string {
   ];
   if (h.connectionType) lines.push(`            connection-type: ${h.connectionType}`);
   if (h.maxParallelJobs !== undefined) lines.push(`            max-parallel-jobs: ${h.maxParallelJobs}`);
+  for (const m of h.more ?? []) lines.push(`            ${m}`);
   if (keys !== null && keys.length > 0) {
     lines.push('            host-key:');
     for (const k of keys) lines.push(`              - ${JSON.stringify(k)}`);

@@ -215,3 +215,32 @@ test('unresolvable and unreachable hosts are skipped with a reason; the others s
   const again = await waitState(zk, await submit(zk, ['small'], { reuse: true }), ['fulfilled']);
   assert.equal(again.state, 'fulfilled');
 });
+
+test('host-key-checking: false registers a host without contacting it (as Nodepool); python-path and shell-type reach the node', async () => {
+  const { env, zk } = await envWithZk(cleanups);
+  // nothing listens here: with checking on the host would be down
+  const cfg = env.write('nodepool.yaml', staticYaml(env, {
+    labels: [{ name: 'small' }, { name: 'unchecked' }],
+    pools: [{ name: 'main', hosts: [
+      { sshd: h3, name: '127.0.0.65', port: 1, labels: ['unchecked'], hostKey: [h3.hostKey('ed25519')],
+        more: ['host-key-checking: false', 'python-path: /usr/bin/python3', 'shell-type: sh'] },
+      { sshd: h3, labels: ['small'] },
+    ] }],
+  }));
+  const launcher = await startLauncher(cfg, cleanups);
+  const [node] = await waitFor('the unchecked host registered', async () => {
+    const n = await readyOf(zk, '127.0.0.65');
+    return n.length === 1 ? n : null;
+  });
+  assert.deepEqual(node?.host_keys, [h3.hostKey('ed25519')], 'its configured keys, never scanned');
+  const raw = JSON.parse((await zk.getData(paths.node(node?.id ?? '')))?.toString() ?? '{}') as Record<string, unknown>;
+  assert.equal(raw.python_path, '/usr/bin/python3');
+  assert.equal(raw.shell_type, 'sh');
+  const checked = (await readyOf(zk, h3.address))[0];
+  const plain = JSON.parse((await zk.getData(paths.node(checked?.id ?? '')))?.toString() ?? '{}') as Record<string, unknown>;
+  assert.ok(!('python_path' in plain) && !('shell_type' in plain), 'hosts without them keep the 3.x node JSON');
+  // handed out without a check at hand-out either
+  const done = await waitState(zk, await submit(zk, ['unchecked']), ['fulfilled']);
+  assert.equal(done.nodes[0], node?.id);
+  assert.equal((await staticManager(launcher).describeHosts()).find((h) => h.name === '127.0.0.65')?.state, 'up');
+});

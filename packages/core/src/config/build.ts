@@ -412,6 +412,9 @@ export function buildStaticProvider(
         connectionPort: n['connection-port'] ?? n['ssh-port'] ?? 22,
         connectionType,
         maxParallelJobs: n['max-parallel-jobs'] ?? 1,
+        hostKeyChecking: n['host-key-checking'] ?? true,
+        pythonPath: n['python-path'] ?? null,
+        shellType: n['shell-type'] ?? null,
       });
     });
     pools.push({

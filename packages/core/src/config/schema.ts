@@ -309,6 +309,9 @@ const staticNode = obj({
   'ssh-port': int().optional(),
   'connection-type': str().optional(),
   'max-parallel-jobs': int().optional(),
+  'host-key-checking': bool().optional(),
+  'python-path': str().optional(),
+  'shell-type': str().optional(),
 });
 
 export const staticProviderSchema = obj({

@@ -201,6 +201,11 @@ export interface StaticNode {
   connectionPort: number;
   connectionType: string;
   maxParallelJobs: number;
+  /** `host-key-checking` (default true): false = the host is never contacted to check it (Nodepool) */
+  hostKeyChecking: boolean;
+  /** `python-path` / `shell-type`, passed to Zuul on the node when set */
+  pythonPath: string | null;
+  shellType: string | null;
 }
 
 export interface StaticPool {

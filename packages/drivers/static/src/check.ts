@@ -22,6 +22,11 @@ export interface HostCheckTarget {
    * registration; it keeps the unauthenticated connections a busy pool makes to a minimum.
    */
   quick?: boolean;
+  /**
+   * `host-key-checking: false` (Nodepool): the host is not contacted at all, only its name
+   * resolved; it counts as alive with its configured keys.
+   */
+  hostKeyChecking?: boolean;
 }
 
 export type HostCheckResult =
@@ -51,6 +56,9 @@ export async function checkHost(target: HostCheckTarget, signal?: AbortSignal): 
     address = await resolveHost(target.name, target.timeoutMs);
   } catch (err) {
     return fail(err);
+  }
+  if (target.hostKeyChecking === false) {
+    return { ok: true, address, keys: target.hostKeys.map(normalizeHostKey), ms: Date.now() - started };
   }
   if (!SSH_CONNECTION_TYPES.has(target.connectionType)) {
     try {

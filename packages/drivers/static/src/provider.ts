@@ -443,6 +443,8 @@ export class StaticNodeManager {
     if (n.connection_type !== s.connectionType) changed.push('connection-type');
     if (!sameList(n.host_keys, this.hostKeysFor(d, n.host_keys))) changed.push('host-key');
     if (!sameJson(n.attributes, d.attributes)) changed.push('node-attributes');
+    if ((n.extra['python_path'] ?? null) !== s.pythonPath) changed.push('python-path');
+    if ((n.extra['shell_type'] ?? null) !== s.shellType) changed.push('shell-type');
     return changed.length > 0 ? changed.join(', ') : null;
   }
 
@@ -458,6 +460,7 @@ export class StaticNodeManager {
       fresh.connection_type = s.connectionType;
       fresh.host_keys = this.hostKeysFor(d, fresh.host_keys);
       fresh.attributes = d.attributes === null ? null : { ...d.attributes };
+      setShellFields(fresh, s);
       await this.ctx.storeNode(fresh, BY, `static node updated: ${change}`);
       this.log.info(`Updated static node ${fresh.id ?? ''} (${s.name}): ${change}`);
     } finally {
@@ -526,6 +529,7 @@ export class StaticNodeManager {
         public_ipv6: address.publicIpv6,
         attributes: d.attributes === null ? null : { ...d.attributes },
       });
+      setShellFields(node, s);
       await this.ctx.storeNode(node, BY, state === 'ready' ? 'static node registered' : 'static node registered; running ready-script');
       if (state === 'testing' && !(await this.ctx.zk.lockNode(node, { blocking: false }))) {
         // Nobody else may touch a fresh testing node while we hold the registration lock.
@@ -597,6 +601,7 @@ export class StaticNodeManager {
       connectionType: s.connectionType,
       hostKeys: s.hostKey,
       quick,
+      hostKeyChecking: s.hostKeyChecking,
     }, this.abort.signal);
     const prev = this.health.get(s.name);
     const now = Date.now();
@@ -630,4 +635,15 @@ export class StaticNodeManager {
 export function createStaticProvider(provider: StaticProvider, ctx: StaticDriverContext,
   opts: StaticManagerOptions = {}): StaticNodeManager {
   return new StaticNodeManager(provider, ctx, opts);
+}
+
+/**
+ * Later Nodepool's node fields for Zuul (`python_path`, `shell_type`), written only when the host
+ * sets them: a node of a 3.x config keeps the 3.x JSON.
+ */
+function setShellFields(node: Node, s: { pythonPath: string | null; shellType: string | null }): void {
+  if (s.pythonPath === null) delete node.extra['python_path'];
+  else node.extra['python_path'] = s.pythonPath;
+  if (s.shellType === null) delete node.extra['shell_type'];
+  else node.extra['shell_type'] = s.shellType;
 }

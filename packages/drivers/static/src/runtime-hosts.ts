@@ -39,6 +39,9 @@ export interface RuntimeHostInput {
   connectionPort?: number;
   connectionType?: string;
   maxParallelJobs?: number;
+  hostKeyChecking?: boolean;
+  pythonPath?: string | null;
+  shellType?: string | null;
   os?: string | null;
   tags?: readonly string[];
   addedBy?: string | null;
@@ -147,6 +150,9 @@ export function validateRuntimeHost(config: Config, input: RuntimeHostInput): Ru
     connectionPort: port,
     connectionType,
     maxParallelJobs,
+    hostKeyChecking: input.hostKeyChecking ?? true,
+    pythonPath: input.pythonPath ?? null,
+    shellType: input.shellType ?? null,
     os: input.os ?? null,
     tags,
     addedTime: nowSeconds(),
@@ -166,6 +172,9 @@ function toData(h: RuntimeHost): Buffer {
     'connection-port': h.connectionPort,
     'connection-type': h.connectionType,
     'max-parallel-jobs': h.maxParallelJobs,
+    'host-key-checking': h.hostKeyChecking,
+    'python-path': h.pythonPath,
+    'shell-type': h.shellType,
     os: h.os,
     tags: h.tags,
     added_time: h.addedTime,
@@ -194,6 +203,9 @@ export function runtimeHostFromData(provider: string, name: string, data: Buffer
     connectionPort: num('connection-port', 22),
     connectionType: str('connection-type') ?? 'ssh',
     maxParallelJobs: num('max-parallel-jobs', 1),
+    hostKeyChecking: d['host-key-checking'] !== false,
+    pythonPath: str('python-path'),
+    shellType: str('shell-type'),
     os: str('os'),
     tags: strList(d.tags),
     addedTime: typeof d.added_time === 'number' ? d.added_time : 0,
