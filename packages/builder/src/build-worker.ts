@@ -12,6 +12,7 @@ import {
   resolveExecutable, runDib, type DibResult,
 } from './dib.js';
 import { failureReason, type DibProgress } from './progress.js';
+import { STATUS_BUILDING, STATUS_IDLE, STATUS_PAUSED } from './metrics.js';
 import { Worker, type BuilderContext, type WorkerTiming } from './worker.js';
 
 /** Why `diskimage` needs a scheduled build now (null = it does not). Pure, for tests. */
@@ -94,17 +95,27 @@ class ProgressPublisher {
 
 export class BuildWorker extends Worker {
   private readonly abort = new AbortController();
+  /** image -> STATUS_IDLE / BUILDING / PAUSED, as last seen by this worker (builder stats) */
+  readonly imageStatus = new Map<string, number>();
 
   constructor(index: number, ctx: BuilderContext, timing: WorkerTiming) {
     super(`BuildWorker.${index}`, ctx, timing);
     ctx.stopSignal.addEventListener('abort', () => this.abort.abort(), { once: true });
   }
 
+  /** True while this worker runs disk-image-create. */
+  get building(): boolean {
+    return [...this.imageStatus.values()].includes(STATUS_BUILDING);
+  }
+
   protected async cycle(): Promise<void> {
     const config = await this.ctx.reloadConfig();
+    for (const name of this.imageStatus.keys()) if (!config.diskimages.has(name)) this.imageStatus.delete(name);
     for (const diskimage of config.diskimages.values()) {
       if (!this.canWork) return;
       try {
+        const paused = diskimage.pause || await this.ctx.zk.isImagePaused(diskimage.name);
+        this.imageStatus.set(diskimage.name, paused ? STATUS_PAUSED : STATUS_IDLE);
         await this.checkScheduled(config, diskimage);
       } catch (err) {
         this.log.error({ err }, `Exception checking for scheduled update of diskimage ${diskimage.name}: ${(err as Error).message}`);
@@ -169,10 +180,12 @@ export class BuildWorker extends Worker {
     const buildId = await zk.storeBuild(diskimage.name, record);
     const base = buildBaseName(diskimage.name, buildId);
     this.ctx.activeBuilds.add(base);
+    this.imageStatus.set(diskimage.name, STATUS_BUILDING);
     try {
       return await this.runBuild(config, diskimage, imagesDir, formats, buildId, base);
     } finally {
       this.ctx.activeBuilds.delete(base);
+      this.imageStatus.set(diskimage.name, STATUS_IDLE);
     }
   }
 

@@ -15,7 +15,7 @@ import { BuildWorker } from './build-worker.js';
 import { CleanupWorker } from './cleanup-worker.js';
 import { SHIPPED_ELEMENTS_DIR, readOrCreateBuilderId } from './dib.js';
 import { BuilderError } from './errors.js';
-import { NO_METRICS, type BuilderMetrics } from './metrics.js';
+import { NO_METRICS, STATUS_IDLE, type BuilderMetrics, type BuilderStatus } from './metrics.js';
 import { UploadWorker, type ImageProvider } from './upload-worker.js';
 import type { BuilderContext, Worker } from './worker.js';
 
@@ -36,6 +36,8 @@ export interface BuilderOptions {
   buildIntervalMs?: number;
   uploadIntervalMs?: number;
   cleanupIntervalMs?: number;
+  /** how often BuilderMetrics.onStatus is called (default 10 s) */
+  statusIntervalMs?: number;
   errorBackoffMs?: number;
   metrics?: BuilderMetrics;
   providerFactory?: ProviderFactory;
@@ -77,6 +79,7 @@ export class Builder implements BuilderContext {
   private nodeCache: NodeCache | null = null;
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private readonly startUp = new StartUp();
+  private statusTimer: NodeJS.Timeout | null = null;
 
   constructor(readonly options: BuilderOptions) {
     this.hostname = options.hostname ?? osHostname();
@@ -154,6 +157,10 @@ export class Builder implements BuilderContext {
     this.goOnStarting();
     this.scheduleImageUpdate(config);
     for (const w of this.workers()) w.start();
+    if (this.metrics.onStatus) {
+      this.statusTimer = setInterval(() => void this.sendStatus(), o.statusIntervalMs ?? 10_000);
+      this.statusTimer.unref();
+    }
     this.log.info({ builderId: this._builderId, hostname: this.hostname }, 'nodepool-builder started');
   }
 
@@ -174,13 +181,53 @@ export class Builder implements BuilderContext {
     }
     if (this.cronTask !== null) await this.cronTask.task.destroy();
     this.cronTask = null;
+    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.statusTimer = null;
     await Promise.allSettled(this.workers().map((w) => w.stop()));
     await Promise.allSettled([...this.managerOps.values()]);
     await Promise.allSettled([...this.managers.values()].map((m) => m.manager.stop()));
     this.managers.clear();
     await this._zk?.close();
+    await this.metrics.close?.().catch(() => undefined);
     this.state = 'stopped';
     this.log.info('nodepool-builder stopped');
+  }
+
+  /** What the builder is doing now, for the builder stats (Nodepool's status constants). */
+  async status(): Promise<BuilderStatus> {
+    const buildState = new Map<string, number>();
+    for (const w of this.buildWorkers) {
+      for (const [image, s] of w.imageStatus) buildState.set(image, Math.max(s, buildState.get(image) ?? STATUS_IDLE));
+    }
+    const uploadState = new Map<string, Map<string, number>>();
+    for (const w of this.uploadWorkers) {
+      for (const [image, providers] of w.imageStatus) {
+        const m = uploadState.get(image) ?? new Map<string, number>();
+        uploadState.set(image, m);
+        for (const [p, s] of providers) m.set(p, Math.max(s, m.get(p) ?? STATUS_IDLE));
+      }
+    }
+    const buildRequests = new Map<string, number>();
+    for (const image of await this.zk.getImageNames()) {
+      buildRequests.set(image, (await this.zk.getBuildRequest(image))?.pending === true ? 1 : 0);
+    }
+    return {
+      hostname: this.hostname,
+      buildWorkers: this.buildWorkers.length,
+      uploadWorkers: this.uploadWorkers.length,
+      currentBuilds: this.buildWorkers.filter((w) => w.building).length,
+      currentUploads: this.uploadWorkers.filter((w) => w.uploading).length,
+      buildRequests, buildState, uploadState,
+    };
+  }
+
+  private async sendStatus(): Promise<void> {
+    if (this.state !== 'running' || this._zk?.state !== 'connected') return;
+    try {
+      this.metrics.onStatus?.(await this.status());
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'builder stats not sent');
+    }
   }
 
   /** For SIGUSR2 and tests. */

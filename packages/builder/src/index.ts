@@ -9,6 +9,9 @@ export {
   resolveExecutable, runDib, shellSplit, type DibEnvOptions, type DibResult, type DibRunOptions,
 } from './dib.js';
 export { DibProgressParser, failureReason, type DibProgress } from './progress.js';
-export { NO_METRICS, type BuilderMetrics, type BuildFinished, type UploadFinished } from './metrics.js';
+export {
+  NO_METRICS, StatsdBuilderMetrics, STATUS_IDLE, STATUS_BUILDING, STATUS_UPLOADING, STATUS_PAUSED,
+  type BuilderMetrics, type BuilderStatus, type BuildFinished, type UploadFinished,
+} from './metrics.js';
 export { BuilderError, type BuilderErrorCode } from './errors.js';
 export { FAKE_DIB_CMD, main } from './main.js';

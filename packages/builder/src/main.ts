@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commonDaemonFlags, runDaemon } from '@nodepool-ts/core/daemon';
 import { Builder } from './builder.js';
+import { StatsdBuilderMetrics } from './metrics.js';
 
 /** test/dib/fake-disk-image-create in the repository (what `--fake` runs). */
 export const FAKE_DIB_CMD = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'dib', 'fake-disk-image-create');
@@ -94,6 +95,8 @@ export async function main(argv: string[]): Promise<number | undefined> {
       buildWorkers,
       uploadWorkers,
       dibCmd: values['dib-cmd'] ?? (values.fake ? FAKE_DIB_CMD : 'disk-image-create'),
+      // Nodepool's builder statsd keys when STATSD_HOST is set
+      metrics: StatsdBuilderMetrics.fromEnv(process.env),
     }),
   });
 }

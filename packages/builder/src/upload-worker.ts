@@ -10,6 +10,7 @@ import { META_IMAGE, META_PROVIDER } from '@nodepool-ts/core/provider';
 import { pyFormat } from '@nodepool-ts/launcher';
 import { BuilderError } from './errors.js';
 import { DibImageFile, buildBaseName } from './dib.js';
+import { STATUS_IDLE, STATUS_PAUSED, STATUS_UPLOADING } from './metrics.js';
 import { Worker, type BuilderContext, type WorkerTiming } from './worker.js';
 
 /** Providers that take uploads (every cloud driver; static hosts have no images). */
@@ -35,6 +36,20 @@ export function uploadMetadata(pdi: ProviderDiskImage, provider: string, buildId
 
 export class UploadWorker extends Worker {
   private readonly abort = new AbortController();
+  /** image -> provider -> STATUS_IDLE / UPLOADING / PAUSED (builder stats) */
+  readonly imageStatus = new Map<string, Map<string, number>>();
+  private uploads = 0;
+
+  /** True while this worker uploads. */
+  get uploading(): boolean {
+    return this.uploads > 0;
+  }
+
+  private setStatus(image: string, provider: string, status: number): void {
+    const m = this.imageStatus.get(image) ?? new Map<string, number>();
+    this.imageStatus.set(image, m);
+    m.set(provider, status);
+  }
 
   constructor(index: number, ctx: BuilderContext, timing: WorkerTiming) {
     super(`UploadWorker.${index}`, ctx, timing);
@@ -43,7 +58,12 @@ export class UploadWorker extends Worker {
 
   protected async cycle(): Promise<void> {
     const config = await this.ctx.reloadConfig();
-    for (const provider of imageProviders(config)) {
+    const providers = imageProviders(config);
+    if (this.uploads === 0) {
+      this.imageStatus.clear();
+      for (const provider of providers) for (const pdi of provider.diskimages) this.setStatus(pdi.name, provider.name, pdi.pause ? STATUS_PAUSED : STATUS_IDLE);
+    }
+    for (const provider of providers) {
       for (const pdi of provider.diskimages) {
         if (!this.canWork) return;
         let uploaded = false;
@@ -88,7 +108,15 @@ export class UploadWorker extends Worker {
 
       const record = newImageUpload({ state: 'uploading', username: build.username });
       const uploadId = await zk.storeImageUpload(pdi.name, build.id, provider.name, record);
-      const final = await this.upload(config, provider, pdi, build, uploadId, localImages);
+      this.uploads++;
+      this.setStatus(pdi.name, provider.name, STATUS_UPLOADING);
+      let final: ImageUpload;
+      try {
+        final = await this.upload(config, provider, pdi, build, uploadId, localImages);
+      } finally {
+        this.uploads--;
+        this.setStatus(pdi.name, provider.name, STATUS_IDLE);
+      }
       await zk.storeImageUpload(pdi.name, build.id, provider.name, final, uploadId);
       if (stillForced && final.state === 'ready') await zk.removeUploadRequest(pdi.name, provider.name);
       return true;
