@@ -13,7 +13,6 @@ import { ProviderError } from '@nodepool-ts/core/provider';
 import { ZooKeeper } from '@nodepool-ts/core/zk';
 import { FakeProviderManager } from '@nodepool-ts/driver-fake';
 import { Builder, type BuilderOptions, type ProviderFactory } from '../src/index.js';
-import type { Option as ZkOption } from 'node-zookeeper-client';
 
 configureLogging({ level: (process.env.NODEPOOL_TEST_LOG_LEVEL as 'info' | undefined) ?? 'silent' });
 
@@ -222,36 +221,4 @@ export { waitFor } from '../../../test/helpers/harness.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/**
- * Expire a session the standard way: attach a second client to it and close that one (retried
- * until our client notices the session changed).
- */
-export async function expireSession(zk: ZooKeeper): Promise<void> {
-  const zookeeper = (await import('node-zookeeper-client')).default;
-  const gen = zk.sessionGeneration;
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const { id, password } = zk.sessionCredentials();
-    // sessionId/sessionPassword: accepted by the library (ConnectionManager), missing from its typings
-    const options: Partial<ZkOption> & { sessionId: Buffer; sessionPassword: Buffer } = {
-      sessionTimeout: 10_000, sessionId: id, sessionPassword: password,
-    };
-    const thief = zookeeper.createClient(ZK, options);
-    await new Promise<void>((resolveClose) => {
-      const t = setTimeout(resolveClose, 5000);
-      thief.once('connected', () => {
-        thief.once('disconnected', () => {
-          clearTimeout(t);
-          resolveClose();
-        });
-        thief.close();
-      });
-      thief.connect();
-    });
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline) {
-      if (zk.sessionGeneration !== gen) return;
-      await sleep(25);
-    }
-  }
-  throw new Error('could not expire the session');
-}
+export { expireSession } from '../../core/test/zk-helpers.js';

@@ -130,11 +130,12 @@ test('a production Nodepool 3.x file loads unchanged (openstack, fake, static)',
   assert.deepEqual(sMain.nodes[0], {
     name: 'arm01.example.org', labels: ['static-arm64'], username: 'zuul-worker', timeout: 13,
     hostKey: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIArm01', 'ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABArm01'],
-    connectionPort: 22022, connectionType: 'ssh', maxParallelJobs: 2,
+    connectionPort: 22022, connectionType: 'ssh', maxParallelJobs: 2, hostKeyChecking: true, pythonPath: null, shellType: null,
   });
   assert.deepEqual(sMain.nodes[1], {
     name: '198.51.100.7', labels: ['static-arm64', 'static-bare'], username: 'zuul', timeout: 5,
     hostKey: ['ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABStatic'], connectionPort: 22, connectionType: 'ssh', maxParallelJobs: 1,
+    hostKeyChecking: true, pythonPath: null, shellType: null,
   });
   assert.equal(sMain.nodes[2]?.connectionPort, 22, 'static winrm nodes default to 22 like Nodepool');
   assert.equal(sLegacy.maxServers, Infinity);
