@@ -297,3 +297,21 @@ providers:
     (await zk.getNodes()).find((n) => n.state === 'ready'), 20_000);
   assert.equal(node.image_id, `/nodepool/images/dib-image/builds/${buildId}/providers/fake-provider/images/${uploadId}`);
 });
+
+test('python-path and shell-type of a cloud-image (later Nodepool) reach its nodes for Zuul; nodes of other images keep the 3.x JSON', async () => {
+  const { env, zk } = await envWithZk(cleanups);
+  const yaml = fakeConfig(env, { labels: [{ name: 'fake-label' }, { name: 'plain-label' }] })
+    .replace('      - name: fake-image\n', '      - name: fake-image\n        python-path: /usr/bin/python3\n        shell-type: csh\n      - name: plain-image\n')
+    .replace('          - name: plain-label\n            cloud-image: fake-image', '          - name: plain-label\n            cloud-image: plain-image');
+  await startLauncher(env.write('nodepool.yaml', yaml));
+  const rawNode = async (types: string[]) => {
+    const req = await waitDone(zk, await zk.submitNodeRequest(newNodeRequest({ node_types: types, requestor: 'shell-test' }), '200'));
+    assert.equal(req.state, 'fulfilled');
+    return JSON.parse((await zk.getData(paths.node(req.nodes[0] ?? '')))?.toString() ?? '{}') as Record<string, unknown>;
+  };
+  const withShell = await rawNode(['fake-label']);
+  assert.equal(withShell.python_path, '/usr/bin/python3');
+  assert.equal(withShell.shell_type, 'csh');
+  const plain = await rawNode(['plain-label']);
+  assert.ok(!('python_path' in plain) && !('shell_type' in plain));
+});

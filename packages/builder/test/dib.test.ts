@@ -24,7 +24,8 @@ function tmp(): string {
 function diskimage(fields: Partial<DiskImage> = {}): DiskImage {
   return {
     name: 'fake-image', elements: ['fedora', 'vm'], release: '21', envVars: {}, formats: ['qcow2'], rebuildAge: 86400,
-    pause: false, username: 'zuul', buildTimeout: 28800, deleteAfterUpload: false, keepFormats: [], ...fields,
+    pause: false, username: 'zuul', buildTimeout: 28800, deleteAfterUpload: false, keepFormats: [], pythonPath: null, shellType: null,
+    ...fields,
   };
 }
 

@@ -82,9 +82,11 @@ test('a production Nodepool 3.x file loads unchanged (openstack, fake, static)',
   ]);
   assert.deepEqual(os.cloudImages, [
     { name: 'windows-2016-gold', configDrive: null, imageId: null, imageName: 'Windows Server 2016 Std',
-      username: 'Administrator', connectionType: 'winrm', connectionPort: 5986, externalName: 'Windows Server 2016 Std' },
+      username: 'Administrator', connectionType: 'winrm', connectionPort: 5986, externalName: 'Windows Server 2016 Std',
+      pythonPath: null, shellType: null },
     { name: 'fedora-cloud', configDrive: false, imageId: '6f3ee3a4-3c32-4b9e-9c2d-8b6e1b9b0c1e', imageName: null,
-      username: null, connectionType: 'ssh', connectionPort: 22, externalName: '6f3ee3a4-3c32-4b9e-9c2d-8b6e1b9b0c1e' },
+      username: null, connectionType: 'ssh', connectionPort: 22, externalName: '6f3ee3a4-3c32-4b9e-9c2d-8b6e1b9b0c1e',
+      pythonPath: null, shellType: null },
   ]);
   const main = pool(os, 'main');
   assert.equal(main.maxServers, 60);
@@ -223,7 +225,7 @@ test('diskimage defaults; a diskimage uploaded nowhere is built as qcow2', async
   const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
   assert.deepEqual(c.diskimages.get('bare'), {
     name: 'bare', elements: [], release: '', envVars: {}, formats: ['qcow2'], rebuildAge: 86400, pause: false,
-    username: 'zuul', buildTimeout: 28800, deleteAfterUpload: false, keepFormats: [],
+    username: 'zuul', buildTimeout: 28800, deleteAfterUpload: false, keepFormats: [], pythonPath: null, shellType: null,
   });
   assert.deepEqual(c.diskimages.get('tarred')?.formats, ['tar']);
 });
@@ -241,6 +243,7 @@ test('diskimage inheritance (Nodepool 3.13+): parents first, elements append, en
     '    pause: true',
     '    delete-after-upload: true',
     '    keep-formats: [raw]',
+    '    python-path: /usr/bin/python3',
     '  - name: debian',
     '    parent: base',
     '    elements: [nodepool-base]',
@@ -252,17 +255,19 @@ test('diskimage inheritance (Nodepool 3.13+): parents first, elements append, en
     '    formats: [qcow2]',
     '    username: ci',
     '    delete-after-upload: false',
+    '    shell-type: csh',
   ].join('\n') });
   const c = await loadConfig(join(dir, 'n.yaml'), { env: isolatedEnv() });
   assert.deepEqual([...c.diskimages.keys()], ['debian', 'debian-big'], 'the abstract base is not an image');
   assert.deepEqual(c.diskimages.get('debian'), {
     name: 'debian', elements: ['debian-minimal', 'vm', 'nodepool-base'], release: '12', envVars: { DIB_A: '1', DIB_B: '2' },
     formats: ['raw'], rebuildAge: 3600, pause: true, username: 'zuul', buildTimeout: 28800, deleteAfterUpload: true, keepFormats: ['raw'],
+    pythonPath: '/usr/bin/python3', shellType: null,
   }, "pause: false does not unpause a paused parent (Nodepool's rule)");
   assert.deepEqual(c.diskimages.get('debian-big'), {
     name: 'debian-big', elements: ['debian-minimal', 'vm', 'nodepool-base', 'big'], release: '12',
     envVars: { DIB_A: '1', DIB_B: '2' }, formats: ['qcow2'], rebuildAge: 3600, pause: true, username: 'ci', buildTimeout: 28800,
-    deleteAfterUpload: false, keepFormats: ['raw'],
+    deleteAfterUpload: false, keepFormats: ['raw'], pythonPath: '/usr/bin/python3', shellType: 'csh',
   }, 'delete-after-upload: false does override (as in Nodepool)');
 });
 

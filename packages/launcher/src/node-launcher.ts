@@ -3,7 +3,7 @@
 // the DeletedNodeWorker removes that server; "quota exceeded" aborts instead of failing.
 import type { CloudPool, CloudPoolLabel, FakeProvider, OpenStackProvider } from '@nodepool-ts/core/config';
 import type { Node } from '@nodepool-ts/core/model';
-import { newNode } from '@nodepool-ts/core/model';
+import { newNode, setShellFields } from '@nodepool-ts/core/model';
 import type { ServerInfo, ServerSpec } from '@nodepool-ts/core/provider';
 import type { CloudManager } from './drivers.js';
 import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provider';
@@ -51,6 +51,8 @@ export interface LaunchContext {
   onAttempt?: (attempt: { attempt: number; startedAt: number; endedAt: number; result: LaunchResult; error: string | null }) => void;
   /** a min-ready request's node: its `ready` write also clears `allocated_to` (it joins the pool) */
   releaseWhenReady?: boolean;
+  /** the image's `python-path` / `shell-type` (diskimage or cloud-image), written on the node when set */
+  shell?: { pythonPath: string | null; shellType: string | null };
 }
 
 async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
@@ -169,6 +171,7 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
   node.hostname = hostname;
   node.resources = { cores: flavor.vcpus, instances: 1, ram: flavor.ram };
   if (image.username) node.username = image.username;
+  if (ctx.shell) setShellFields(node, ctx.shell);
   node.connection_type = image.connectionType;
   node.connection_port = image.connectionPort;
   await store(ctx, node, 'server created');

@@ -550,11 +550,14 @@ export class PoolWorker {
     const manager = this.manager;
     const pool = this.pool as CloudPool;
     const pl = pool.labels.find((l) => l.name === label) as CloudPoolLabel;
+    const image = pl.diskimage !== null ? this.ctx.config.diskimages.get(pl.diskimage)
+      : this.provider.cloudImages.find((c) => c.name === pl.cloudImage);
     const p = launchNode({
       zk: this.zk,
       provider: this.provider,
       pool,
       label: pl,
+      shell: { pythonPath: image?.pythonPath ?? null, shellType: image?.shellType ?? null },
       manager,
       log: this.log,
       az,

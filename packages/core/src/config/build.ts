@@ -91,6 +91,7 @@ function inherit(base: DiskImageIn | null, d: DiskImageIn): DiskImageIn {
     elements: [...(base?.elements ?? []), ...(d.elements ?? [])],
     'env-vars': { ...(base?.['env-vars'] ?? {}), ...(d['env-vars'] ?? {}) },
     ...set('release'), ...set('rebuild-age'), ...set('pause'), ...set('username'), ...set('build-timeout'),
+    ...set('python-path'), ...set('shell-type'),
     ...(d.formats?.length ? { formats: d.formats } : base?.formats !== undefined ? { formats: base.formats } : {}),
     ...(d['keep-formats']?.length ? { 'keep-formats': d['keep-formats'] }
       : base?.['keep-formats'] !== undefined ? { 'keep-formats': base['keep-formats'] } : {}),
@@ -142,6 +143,8 @@ export function buildDiskImages(ctx: BuildContext, top: TopLevelIn): Map<string,
       buildTimeout: d['build-timeout'] ?? 8 * 60 * 60,
       deleteAfterUpload: d['delete-after-upload'] ?? false,
       keepFormats: [...(d['keep-formats'] ?? [])],
+      pythonPath: d['python-path'] ?? null,
+      shellType: d['shell-type'] ?? null,
     });
   }
   return images;
@@ -218,6 +221,8 @@ function buildCloudParts(
       connectionType,
       connectionPort: c['connection-port'] ?? DEFAULT_PORTS[connectionType] ?? 22,
       externalName: imageId ?? imageName ?? c.name,
+      pythonPath: c['python-path'] ?? null,
+      shellType: c['shell-type'] ?? null,
     });
   });
 

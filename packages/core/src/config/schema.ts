@@ -106,6 +106,9 @@ const diskimage = obj({
   // Nodepool 11.0: remove the local files of a build once every provider has it uploaded
   'delete-after-upload': bool().optional(),
   'keep-formats': strList().optional(),
+  // Nodepool 3.9+ / 4.1+: passed to Zuul on the nodes booted from the image
+  'python-path': str().optional(),
+  'shell-type': str().optional(),
 });
 
 const positiveInt = () => int().min(1, { error: 'expected an integer of at least 1' });
@@ -223,6 +226,8 @@ const cloudImage = obj({
   'image-id': str().optional(),
   'image-name': str().optional(),
   username: str().optional(),
+  'python-path': str().optional(),
+  'shell-type': str().optional(),
 }).refine(...exclusive('image-id', 'image-name'));
 
 const cloudPoolLabel = obj({

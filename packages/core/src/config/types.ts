@@ -30,6 +30,9 @@ export interface DiskImage {
   deleteAfterUpload: boolean;
   /** `keep-formats`: formats kept on disk even so */
   keepFormats: string[];
+  /** `python-path` / `shell-type` of nodes booted from it, for Zuul; null = unset */
+  pythonPath: string | null;
+  shellType: string | null;
 }
 
 export interface WebAppConfig {
@@ -134,6 +137,9 @@ export interface CloudImage {
   connectionPort: number;
   /** image-id, else image-name, else name */
   externalName: string;
+  /** `python-path` / `shell-type` of nodes booted from it, for Zuul; null = unset */
+  pythonPath: string | null;
+  shellType: string | null;
 }
 
 interface ProviderCommon {

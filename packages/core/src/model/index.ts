@@ -5,7 +5,7 @@ export { ModelError } from './errors.js';
 export { PyFloat, pyFloatRepr, pyString, pythonJson, parseJsonObject } from './pyjson.js';
 export {
   NODE_KEYS, REQUEST_KEYS,
-  newNode, newNodeRequest, newImageBuild, newImageUpload, cloneNode, cloneNodeRequest,
+  newNode, newNodeRequest, newImageBuild, newImageUpload, cloneNode, cloneNodeRequest, setShellFields,
   nodeFromDict, nodeFromData, nodeToJson, nodeToData,
   requestFromDict, requestFromData, requestToJson, requestToData,
   buildFromData, buildToJson, buildToData,

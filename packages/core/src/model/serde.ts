@@ -187,6 +187,17 @@ export function newImageUpload(fields: Partial<ImageUpload> = {}): ImageUpload {
 }
 
 /** A deep-enough copy for callers that want to modify a (possibly frozen, cached) node. */
+/**
+ * Later Nodepool's node fields for Zuul (`python_path`, `shell_type`), written only when the
+ * config sets them (a static host, a diskimage, a cloud-image): a 3.x config keeps the 3.x JSON.
+ */
+export function setShellFields(node: Node, s: { pythonPath: string | null; shellType: string | null }): void {
+  if (s.pythonPath === null) delete node.extra['python_path'];
+  else node.extra['python_path'] = s.pythonPath;
+  if (s.shellType === null) delete node.extra['shell_type'];
+  else node.extra['shell_type'] = s.shellType;
+}
+
 export function cloneNode(n: Readonly<Node>): Node {
   return {
     ...n,

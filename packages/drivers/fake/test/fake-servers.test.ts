@@ -133,9 +133,9 @@ describe('fake cloud servers', () => {
     const p = await started(fakeConfig({
       cloudImages: [
         { name: 'ubuntu', configDrive: null, imageId: null, imageName: 'Ubuntu 22.04', username: null,
-          connectionType: 'ssh', connectionPort: 22, externalName: 'Ubuntu 22.04' },
+          connectionType: 'ssh', connectionPort: 22, externalName: 'Ubuntu 22.04', pythonPath: null, shellType: null },
         { name: 'byid', configDrive: null, imageId: 'img-123', imageName: null, username: null,
-          connectionType: 'ssh', connectionPort: 22, externalName: 'img-123' },
+          connectionType: 'ssh', connectionPort: 22, externalName: 'img-123', pythonPath: null, shellType: null },
       ],
     }), {}, cleanup);
     const a = await p.createServer(spec({ image: { kind: 'cloud', name: 'Ubuntu 22.04', id: null } }));

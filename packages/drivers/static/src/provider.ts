@@ -11,7 +11,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { Config, StaticNode, StaticPool, StaticProvider } from '@nodepool-ts/core/config';
 import type { Logger } from '@nodepool-ts/core/log';
-import { cloneNode, newNode, type Node } from '@nodepool-ts/core/model';
+import { cloneNode, newNode, setShellFields, type Node } from '@nodepool-ts/core/model';
 import { nowSeconds } from '@nodepool-ts/core/util';
 import { Lock, LockTimeoutError, mapLimit, paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { normalizeHostKey, SSH_CONNECTION_TYPES, type HostAddress } from '@nodepool-ts/core/ssh';
@@ -635,15 +635,4 @@ export class StaticNodeManager {
 export function createStaticProvider(provider: StaticProvider, ctx: StaticDriverContext,
   opts: StaticManagerOptions = {}): StaticNodeManager {
   return new StaticNodeManager(provider, ctx, opts);
-}
-
-/**
- * Later Nodepool's node fields for Zuul (`python_path`, `shell_type`), written only when the host
- * sets them: a node of a 3.x config keeps the 3.x JSON.
- */
-function setShellFields(node: Node, s: { pythonPath: string | null; shellType: string | null }): void {
-  if (s.pythonPath === null) delete node.extra['python_path'];
-  else node.extra['python_path'] = s.pythonPath;
-  if (s.shellType === null) delete node.extra['shell_type'];
-  else node.extra['shell_type'] = s.shellType;
 }
