@@ -5,6 +5,7 @@ export type BuilderErrorCode =
   | 'EDIBEXEC'       // disk-image-create could not be started
   | 'ENOIMAGEFILE'   // a build has no local file of the format a provider needs
   | 'ENOPROVIDER'    // a provider (or its diskimage entry) vanished from the config
+  | 'EHOOK'          // the provider's post-upload-hook rejected an upload
   | 'ESTATE';        // start/stop misuse
 
 export class BuilderError extends Error {

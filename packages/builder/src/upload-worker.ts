@@ -3,7 +3,9 @@
 // time cluster-wide (the upload lock) — and records the ImageUpload. A failed upload leaves a
 // `failed` record; the next cycle tries again with a new upload number. `nodepool image-upload`
 // (a `request-upload/<provider>` znode) forces an upload of the newest build even when one exists.
+import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import type { Config, FakeProvider, OpenStackProvider, ProviderDiskImage } from '@nodepool-ts/core/config';
 import { newImageUpload, type ImageBuild, type ImageUpload } from '@nodepool-ts/core/model';
 import { META_IMAGE, META_PROVIDER } from '@nodepool-ts/core/provider';
@@ -14,6 +16,8 @@ import { STATUS_IDLE, STATUS_PAUSED, STATUS_UPLOADING } from './metrics.js';
 import { Worker, type BuilderContext, type WorkerTiming } from './worker.js';
 
 /** Providers that take uploads (every cloud driver; static hosts have no images). */
+const execFileAsync = promisify(execFile);
+
 export type ImageProvider = OpenStackProvider | FakeProvider;
 
 export function imageProviders(config: Config): ImageProvider[] {
@@ -125,6 +129,35 @@ export class UploadWorker extends Worker {
     }
   }
 
+  /**
+   * Nodepool's post-upload-hook: `<hook> <provider> <external image id> <local file>` after the
+   * upload, before the image is used; exit 0 accepts it. A rejected (or unrunnable) hook's output
+   * is logged and the image is deleted from the cloud again.
+   */
+  private async postUploadHook(provider: ImageProvider, manager: { deleteImage(id: string): Promise<void> }, imageId: string,
+    filename: string): Promise<boolean> {
+    const hook = provider.postUploadHook ?? '';
+    this.log.info(`Running post upload hook ${hook} ${provider.name} ${imageId} ${filename}`);
+    try {
+      const { stdout, stderr } = await execFileAsync(hook, [provider.name, imageId, filename], {
+        signal: this.abort.signal, maxBuffer: 16 * 1024 * 1024,
+      });
+      this.log.info(`Post upload hook success with exit code 0\nstdout:\n${stdout}\nstderr:\n${stderr}`);
+      return true;
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException & { stdout?: string; stderr?: string; code?: number | string };
+      this.log.error(typeof e.code === 'number'
+        ? `Post upload hook failed with exit code ${e.code}\nstdout:\n${e.stdout ?? ''}\nstderr:\n${e.stderr ?? ''}`
+        : `Post upload hook ${hook} could not run: ${e.message}`);
+      try {
+        await manager.deleteImage(imageId);
+      } catch (delErr) {
+        this.log.error(`Unable to delete image "${imageId}" from ${provider.name}: ${(delErr as Error).message}`);
+      }
+      return false;
+    }
+  }
+
   private async upload(config: Config, provider: ImageProvider, pdi: ProviderDiskImage, build: ImageBuild,
     uploadId: string, images: DibImageFile[]): Promise<ImageUpload> {
     const buildId = build.id ?? '';
@@ -163,6 +196,10 @@ export class UploadWorker extends Worker {
             `Uploading ${buildBaseName(pdi.name, buildId)} to ${provider.name}: ${pct}% (${sent} of ${total} bytes)`);
         },
       });
+      if (provider.postUploadHook !== null && !(await this.postUploadHook(provider, manager, info.id, filename))) {
+        throw new BuilderError('EHOOK', `post-upload-hook ${provider.postUploadHook} rejected image ${info.id} in ${provider.name}`,
+          { image: pdi.name, buildId });
+      }
       const durationMs = Date.now() - start;
       this.log.info(`Image build ${buildBaseName(pdi.name, buildId)} in ${provider.name} is ready`);
       this.ctx.metrics.onUploadFinished({ image: pdi.name, buildId, provider: provider.name, uploadId, state: 'ready', durationMs, bytes });

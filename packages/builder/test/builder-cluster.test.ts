@@ -3,7 +3,7 @@
 // images, environment and secure-file env-vars, formats, the image-update cron.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Launcher } from '@nodepool-ts/launcher';
 import { paths } from '@nodepool-ts/core/zk';
@@ -166,4 +166,31 @@ test('delete-after-upload: once every provider has the build, its files go excep
   await sleep(700);
   assert.ok(existsSync(file('kept', 'qcow2')) && existsSync(file('kept', 'vhd')));
   assert.equal((await zk.getBuild('fake-image', '0000000001'))?.state, 'ready');
+}));
+
+test('post-upload-hook: a rejected image is deleted again and its upload failed; once the hook passes, the upload is ready', () => withEnv(async (env) => {
+  const hook = join(env.dir, 'hooks', 'validate');
+  const calls = join(env.dir, 'hook-calls');
+  const pass = join(env.dir, 'hook-passes');
+  mkdirSync(join(env.dir, 'hooks'));
+  writeFileSync(hook, `#!/bin/sh\necho "$@" >> ${calls}\necho checked "$2"\n[ -e ${pass} ] || { echo "image $2 is bad" >&2; exit 3; }\n`, { mode: 0o755 });
+  env.writeConfig({
+    diskimages: [{ name: 'fake-image' }],
+    // relative to the config file's directory
+    providers: [{ name: 'fake-provider', extra: '    post-upload-hook: hooks/validate' }],
+  });
+  await env.builder();
+  const zk = await env.zk();
+  await waitFor('a rejected upload', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['failed'])).length > 0);
+  const [first] = readFileSync(calls, 'utf8').trim().split('\n');
+  const [provider, imageId, file] = (first ?? '').split(' ');
+  assert.equal(provider, 'fake-provider');
+  assert.equal(file, join(env.imagesDir, 'fake-image-0000000001.qcow2'));
+  const cloud = await env.cloud();
+  await waitFor('the rejected image deleted from the cloud', async () => !(await cloud.listImages()).some((i) => i.id === imageId));
+  writeFileSync(pass, '');
+  const ready = await waitFor('a ready upload', async () => (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready']))[0]);
+  assert.ok((await cloud.listImages()).some((i) => i.id === ready.external_id));
+  assert.equal(readFileSync(calls, 'utf8').trim().split('\n').at(-1), `fake-provider ${ready.external_id} ${file}`);
+  await cloud.stop();
 }));

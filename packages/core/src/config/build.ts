@@ -27,6 +27,8 @@ export interface BuildContext {
   cloudsWhere: string;
   /** resolves a data path (images, logs, fake state) against the state dir */
   dataPath: (p: string) => string;
+  /** resolves an input path (scripts, hooks) against the config file's directory */
+  inputPath: (p: string) => string;
   issues: ConfigIssue[];
   /** abstract diskimages (parents only): named when something refers to one as an image */
   abstractDiskimages?: Set<string>;
@@ -285,9 +287,12 @@ function buildCloudParts(
   return { diskimages: providerImages, cloudImages, pools };
 }
 
-function cloudTimings(p: CloudIn): Pick<OpenStackProvider,
-  'bootTimeout' | 'launchTimeout' | 'launchRetries' | 'rate' | 'hostnameFormat' | 'imageNameFormat'> {
+function cloudTimings(ctx: BuildContext, p: CloudIn): Pick<OpenStackProvider,
+  'bootTimeout' | 'launchTimeout' | 'launchRetries' | 'rate' | 'hostnameFormat' | 'imageNameFormat' | 'postUploadHook'> {
+  const hook = p['post-upload-hook'];
   return {
+    // a bare command name is looked up on PATH when run (as Nodepool's subprocess does)
+    postUploadHook: hook === undefined ? null : hook.includes('/') ? ctx.inputPath(hook) : hook,
     bootTimeout: p['boot-timeout'] ?? 60,
     launchTimeout: p['launch-timeout'] ?? 3600,
     launchRetries: p['launch-retries'] ?? 3,
@@ -321,7 +326,7 @@ export function buildOpenStackProvider(
     priority: p.priority ?? null,
     cloud: p.cloud,
     regionName,
-    ...cloudTimings(p),
+    ...cloudTimings(ctx, p),
     cleanFloatingIps: p['clean-floating-ips'] ?? false,
     imageFormat: cloud.imageFormat,
     cloudConfig: cloud,
@@ -354,7 +359,7 @@ export function buildFakeProvider(
     priority: p.priority ?? null,
     cloud: cloudName,
     regionName: p['region-name'] ?? 'fake-region',
-    ...cloudTimings(p),
+    ...cloudTimings(ctx, p),
     imageFormat: cloud?.imageFormat ?? 'qcow2',
     cloudConfig: cloud,
     ...buildCloudParts(ctx, p, ['providers', index], labels, diskimages),

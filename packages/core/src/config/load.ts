@@ -234,6 +234,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
     cloudsChecked: mode === 'load' && clouds !== null && clouds.issues.length === 0,
     cloudsWhere: cloudsWhere(clouds),
     dataPath: (p) => resolve(stateDir, p),
+    inputPath: (p) => resolve(configDir, p),
     issues: [],
   };
 

@@ -275,6 +275,7 @@ const openstackShape = {
   'hostname-format': str().optional(),
   'image-name-format': str().optional(),
   'clean-floating-ips': bool().optional(),
+  'post-upload-hook': str().optional(),
   pools: list(cloudPool).optional(),
   diskimages: list(providerDiskimage).optional(),
   'cloud-images': list(cloudImage).optional(),

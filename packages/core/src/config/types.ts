@@ -160,6 +160,8 @@ export interface OpenStackProvider extends ProviderCommon {
   rate: number;
   hostnameFormat: string;
   imageNameFormat: string;
+  /** `post-upload-hook` (Nodepool 3.11+): run after each upload; non-zero = the upload failed */
+  postUploadHook: string | null;
   cleanFloatingIps: boolean;
   /** upload format of this cloud (clouds.yaml `image_format`, default qcow2) */
   imageFormat: string;
@@ -181,6 +183,8 @@ export interface FakeProvider extends ProviderCommon {
   rate: number;
   hostnameFormat: string;
   imageNameFormat: string;
+  /** `post-upload-hook` (Nodepool 3.11+): run after each upload; non-zero = the upload failed */
+  postUploadHook: string | null;
   /** clouds.yaml `image_format` of `cloud` when such an entry exists, else qcow2 */
   imageFormat: string;
   /** the clouds.yaml entry named by `cloud`, if any (the fake cloud needs none) */

@@ -20,6 +20,7 @@ export function fakeConfig(over: Partial<Omit<FakeProvider, 'faults'>> & { fault
     driver: 'fake',
     maxConcurrency: -1,
     priority: null,
+    postUploadHook: null,
     cloud: 'fake',
     regionName: null,
     bootTimeout: 60,
