@@ -63,3 +63,37 @@ test('builder uploads to Glance; the launcher boots from the upload', async () =
     env.cleanup();
   }
 });
+
+test('image-upload-timeout: an upload Glance never finishes fails after the timeout, leaves no image, and is retried', async () => {
+  const { sim, env, config } = await builderSetup({ provider: '    image-upload-timeout: 2\n' });
+  process.env.OS_CLIENT_CONFIG_FILE = join(env.dir, 'clouds.yaml');
+  process.env.NODEPOOL_STATE_DIR = env.dir;
+  const zk = await connectZk(env);
+  // the first image data upload hangs: only the timeout ends it
+  sim.setFaults({ rules: [{ service: 'image', method: 'PUT', path: '/file$', hang: true, times: 1 }] });
+  const builder = new Builder({
+    configFile: config, dibCmd: join(ROOT, 'test/dib/fake-disk-image-create'), buildIntervalMs: 100,
+    uploadIntervalMs: 100, cleanupIntervalMs: 60_000, errorBackoffMs: 200, connectTimeoutMs: 10_000,
+  });
+  try {
+    await builder.start();
+    const started = Date.now();
+    const [failed] = await waitFor('a failed upload', async () => {
+      const build = await zk.getMostRecentBuilds(1, 'ubuntu', 'ready');
+      const id = build[0]?.id;
+      if (id === undefined || id === null) return null;
+      const f = await zk.getImageUploads('ubuntu', id, 'sim', ['failed']);
+      return f.length > 0 ? f : null;
+    }, 30_000);
+    assert.ok(failed);
+    assert.ok(Date.now() - started >= 1500, 'not before the timeout');
+    const ready = await waitFor('the retried upload ready', () => zk.getMostRecentImageUpload('ubuntu', 'sim', 'ready'), 30_000);
+    // the timed-out upload's image was deleted: only the ready one is in Glance
+    assert.deepEqual([...sim.state.images.values()].filter((i) => i.props.nodepool_build_id !== undefined).map((i) => i.id), [ready.external_id]);
+  } finally {
+    await builder.stop();
+    await zk.close();
+    await sim.stop();
+    env.cleanup();
+  }
+});

@@ -6,6 +6,7 @@ export type BuilderErrorCode =
   | 'ENOIMAGEFILE'   // a build has no local file of the format a provider needs
   | 'ENOPROVIDER'    // a provider (or its diskimage entry) vanished from the config
   | 'EHOOK'          // the provider's post-upload-hook rejected an upload
+  | 'ETIMEOUT'       // an upload took longer than the provider's image-upload-timeout
   | 'ESTATE';        // start/stop misuse
 
 export class BuilderError extends Error {

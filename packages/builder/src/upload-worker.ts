@@ -179,6 +179,7 @@ export class UploadWorker extends Worker {
       const manager = await this.ctx.providerManager(provider);
       if (manager === null) throw new BuilderError('ENOPROVIDER', `provider ${provider.name} takes no image uploads`);
       let lastPct = -1;
+      const timeout = AbortSignal.timeout(provider.imageUploadTimeout * 1000);
       const info = await manager.uploadImage({
         name: externalName,
         file: filename,
@@ -186,7 +187,7 @@ export class UploadWorker extends Worker {
         metadata: uploadMetadata(pdi, provider.name, buildId, uploadId, provider.imageFormat),
         ...(image.md5 !== null ? { md5: image.md5 } : {}),
         ...(image.sha256 !== null ? { sha256: image.sha256 } : {}),
-        signal: this.abort.signal,
+        signal: AbortSignal.any([this.abort.signal, timeout]),
         // progress in the builder log at most every 10 % (Glance uploads take minutes)
         onProgress: (sent, total) => {
           const pct = total > 0 ? Math.floor((sent / total) * 10) * 10 : 0;
@@ -195,6 +196,10 @@ export class UploadWorker extends Worker {
           this.log.info({ provider: provider.name, build: buildId, bytes: sent, total },
             `Uploading ${buildBaseName(pdi.name, buildId)} to ${provider.name}: ${pct}% (${sent} of ${total} bytes)`);
         },
+      }).catch((err: unknown) => {
+        if (!timeout.aborted || this.abort.signal.aborted) throw err;
+        throw new BuilderError('ETIMEOUT', `upload of ${buildBaseName(pdi.name, buildId)} to ${provider.name} timed out after `
+          + `${provider.imageUploadTimeout} s (image-upload-timeout)`, { image: pdi.name, buildId });
       });
       if (provider.postUploadHook !== null && !(await this.postUploadHook(provider, manager, info.id, filename))) {
         throw new BuilderError('EHOOK', `post-upload-hook ${provider.postUploadHook} rejected image ${info.id} in ${provider.name}`,

@@ -288,11 +288,13 @@ function buildCloudParts(
 }
 
 function cloudTimings(ctx: BuildContext, p: CloudIn): Pick<OpenStackProvider,
-  'bootTimeout' | 'launchTimeout' | 'launchRetries' | 'rate' | 'hostnameFormat' | 'imageNameFormat' | 'postUploadHook'> {
+  'bootTimeout' | 'launchTimeout' | 'launchRetries' | 'rate' | 'hostnameFormat' | 'imageNameFormat' | 'postUploadHook'
+  | 'imageUploadTimeout'> {
   const hook = p['post-upload-hook'];
   return {
     // a bare command name is looked up on PATH when run (as Nodepool's subprocess does)
     postUploadHook: hook === undefined ? null : hook.includes('/') ? ctx.inputPath(hook) : hook,
+    imageUploadTimeout: p['image-upload-timeout'] ?? 3600,
     bootTimeout: p['boot-timeout'] ?? 60,
     launchTimeout: p['launch-timeout'] ?? 3600,
     launchRetries: p['launch-retries'] ?? 3,
@@ -328,6 +330,7 @@ export function buildOpenStackProvider(
     regionName,
     ...cloudTimings(ctx, p),
     cleanFloatingIps: p['clean-floating-ips'] ?? false,
+    portCleanupInterval: p['port-cleanup-interval'] ?? null,
     imageFormat: cloud.imageFormat,
     cloudConfig: cloud,
     ...buildCloudParts(ctx, p, base, labels, diskimages),

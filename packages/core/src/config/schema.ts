@@ -276,6 +276,10 @@ const openstackShape = {
   'image-name-format': str().optional(),
   'clean-floating-ips': bool().optional(),
   'post-upload-hook': str().optional(),
+  // Nodepool 9.1: seconds an image upload may take
+  'image-upload-timeout': positiveInt().optional(),
+  // seconds a port of ours stays DOWN before it is deleted; 0 = never delete
+  'port-cleanup-interval': int().min(0, { error: 'expected an integer of at least 0' }).optional(),
   pools: list(cloudPool).optional(),
   diskimages: list(providerDiskimage).optional(),
   'cloud-images': list(cloudImage).optional(),

@@ -162,6 +162,10 @@ export interface OpenStackProvider extends ProviderCommon {
   imageNameFormat: string;
   /** `post-upload-hook` (Nodepool 3.11+): run after each upload; non-zero = the upload failed */
   postUploadHook: string | null;
+  /** `image-upload-timeout` (Nodepool 9.1, seconds, default 3600) */
+  imageUploadTimeout: number;
+  /** `port-cleanup-interval` (seconds a DOWN port of ours waits before deletion; 0 = never); null = the driver's default */
+  portCleanupInterval: number | null;
   cleanFloatingIps: boolean;
   /** upload format of this cloud (clouds.yaml `image_format`, default qcow2) */
   imageFormat: string;
@@ -185,6 +189,8 @@ export interface FakeProvider extends ProviderCommon {
   imageNameFormat: string;
   /** `post-upload-hook` (Nodepool 3.11+): run after each upload; non-zero = the upload failed */
   postUploadHook: string | null;
+  /** `image-upload-timeout` (Nodepool 9.1, seconds, default 3600) */
+  imageUploadTimeout: number;
   /** clouds.yaml `image_format` of `cloud` when such an entry exists, else qcow2 */
   imageFormat: string;
   /** the clouds.yaml entry named by `cloud`, if any (the fake cloud needs none) */

@@ -21,6 +21,7 @@ export function fakeConfig(over: Partial<Omit<FakeProvider, 'faults'>> & { fault
     maxConcurrency: -1,
     priority: null,
     postUploadHook: null,
+    imageUploadTimeout: 3600,
     cloud: 'fake',
     regionName: null,
     bootTimeout: 60,

@@ -634,7 +634,11 @@ export class OpenStackProviderManager implements ProviderManager {
     const now = Date.now();
     // forget servers not seen for a day (their ports would have shown up DOWN long ago)
     for (const [id, at] of this.ownServers) if (now - at > 86_400_000) this.ownServers.delete(id);
-    const down = await this.neutron.ports('cleanupLeakedResources', { status: 'DOWN' });
+    // `port-cleanup-interval: 0`: the project is shared, its DOWN ports are not ours to judge
+    const cleanPorts = this.config.portCleanupInterval !== 0;
+    const down = cleanPorts ? await this.neutron.ports('cleanupLeakedResources', { status: 'DOWN' }) : [];
+    const portAge = this.opts.downPortAgeMs
+      ?? (this.config.portCleanupInterval !== null ? this.config.portCleanupInterval * 1000 : downPortAgeDefault());
     const seen = new Set<string>();
     let removed = 0;
     for (const p of down) {
@@ -646,7 +650,7 @@ export class OpenStackProviderManager implements ProviderManager {
         this.downPorts.set(p.id, now);
         continue;
       }
-      if (now - first < (this.opts.downPortAgeMs ?? downPortAgeDefault())) continue;
+      if (now - first < portAge) continue;
       try {
         await this.session.pk('network', 'DELETE', 'port', 'cleanupLeakedResources', 'network DELETE /v2.0/ports/{id}',
           (cb) => this.session.network.destroyPort(p.id, cb));

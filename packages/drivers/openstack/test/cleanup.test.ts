@@ -2,6 +2,7 @@
 // provider's own, never another tenant user's.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createOpenStackProvider } from '../src/index.js';
 import { CIRROS, DEFAULT_PROVIDER, fixture, netId, simApi, simToken, specFor, startManager } from './helpers.js';
 
 test('DOWN ports of our deleted servers go after two sightings; other ports stay', async () => {
@@ -72,6 +73,35 @@ test('without clean-floating-ips nothing is deleted', async () => {
     await m.cleanupLeakedResources();
     assert.equal(f.sim.state.floatingIps.size, 1);
   } finally {
+    await m.stop();
+    await f.cleanup();
+  }
+});
+
+test('port-cleanup-interval: how long our DOWN port waits before it goes; 0 leaves DOWN ports alone', async () => {
+  const f = await fixture({ sim: { faults: { leakPortsOnDelete: true } } });
+  const off = createOpenStackProvider({ ...f.provider, portCleanupInterval: 0 }, { validateOnStart: false, pollIntervalMs: 20 });
+  const m = createOpenStackProvider({ ...f.provider, portCleanupInterval: 1 }, { validateOnStart: false, pollIntervalMs: 20 });
+  await off.start();
+  await m.start();
+  try {
+    const server = await m.createServer(specFor(f, 'small', '0000000001', { networks: ['public'] }));
+    await m.waitForServer(server.id, 5000);
+    await m.deleteServer(server.id);
+    await m.waitForServerDeletion(server.id, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal([...f.sim.state.ports.values()].filter((p) => p.status === 'DOWN').length, 1);
+    await m.cleanupLeakedResources(); // first sighting
+    await m.cleanupLeakedResources(); // seen again, but not yet 1 s DOWN
+    assert.equal(f.sim.state.ports.size, 1);
+    await off.cleanupLeakedResources();
+    await off.cleanupLeakedResources();
+    assert.equal(f.sim.state.ports.size, 1, 'with 0 the port is never ours to delete');
+    await new Promise((r) => setTimeout(r, 1100));
+    await m.cleanupLeakedResources();
+    assert.equal(f.sim.state.ports.size, 0);
+  } finally {
+    await off.stop();
     await m.stop();
     await f.cleanup();
   }
