@@ -315,3 +315,24 @@ test('python-path and shell-type of a cloud-image (later Nodepool) reach its nod
   const plain = await rawNode(['plain-label']);
   assert.ok(!('python_path' in plain) && !('shell_type' in plain));
 });
+
+test('dynamic-instance-properties (Nodepool 8.0) are formatted from the request into the server metadata', async () => {
+  const { env, zk } = await envWithZk(cleanups);
+  const yaml = fakeConfig(env).replace('            min-ram: 8192',
+    '            min-ram: 8192\n            instance-properties:\n              team: infra\n'
+    + '            dynamic-instance-properties:\n              request_info: "for {request.id} of {request.requestor} ({request.event_id})"\n'
+    + '              labels: "{request.labels}"\n              broken: "{request.no_such_field}"');
+  const launcher = await startLauncher(env.write('nodepool.yaml', yaml));
+  const id = await zk.submitNodeRequest(newNodeRequest({
+    node_types: ['fake-label'], requestor: 'zuul.example.org', extra: { event_id: 'ev-42' },
+  }), '200');
+  const req = await waitDone(zk, id);
+  assert.equal(req.state, 'fulfilled');
+  const node = await zk.getNode(req.nodes[0] ?? '');
+  const cloud = launcher.manager('fake-provider') as unknown as { listServers(): Promise<{ id: string; metadata: Record<string, string> }[]> };
+  const server = (await cloud.listServers()).find((s) => s.id === node?.external_id);
+  assert.equal(server?.metadata.team, 'infra');
+  assert.equal(server?.metadata.request_info, `for ${id} of zuul.example.org (ev-42)`);
+  assert.equal(server?.metadata.labels, "['fake-label']", 'a list as Python prints it');
+  assert.ok(server && !('broken' in server.metadata), 'a property that does not format is left out, the launch goes on');
+});

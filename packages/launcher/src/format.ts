@@ -17,7 +17,24 @@ function lookup(values: Record<string, unknown>, field: string, template: string
     }
     cur = (cur as Record<string, unknown>)[part];
   }
-  return cur === null || cur === undefined ? 'None' : String(cur);
+  return pyStr(cur);
+}
+
+/** Python's str() of a JSON value: None, True/False, lists and dicts as their repr. */
+function pyStr(v: unknown): string {
+  return typeof v === 'string' ? v : pyRepr(v);
+}
+
+function pyRepr(v: unknown): string {
+  if (v === null || v === undefined) return 'None';
+  if (typeof v === 'boolean') return v ? 'True' : 'False';
+  if (typeof v === 'string') {
+    const body = v.replace(/\\/g, '\\\\');
+    return body.includes("'") && !body.includes('"') ? `"${body}"` : `'${body.replace(/'/g, "\\'")}'`;
+  }
+  if (Array.isArray(v)) return `[${v.map(pyRepr).join(', ')}]`;
+  if (typeof v === 'object') return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `${pyRepr(k)}: ${pyRepr(x)}`).join(', ')}}`;
+  return String(v);
 }
 
 export function pyFormat(template: string, values: Record<string, unknown>): string {

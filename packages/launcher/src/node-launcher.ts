@@ -2,14 +2,14 @@
 // rules (§3.5): a failed attempt that created a server leaves an artificial `deleting` record so
 // the DeletedNodeWorker removes that server; "quota exceeded" aborts instead of failing.
 import type { CloudPool, CloudPoolLabel, FakeProvider, OpenStackProvider } from '@nodepool-ts/core/config';
-import type { Node } from '@nodepool-ts/core/model';
+import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import { newNode, setShellFields } from '@nodepool-ts/core/model';
 import type { ServerInfo, ServerSpec } from '@nodepool-ts/core/provider';
 import type { CloudManager } from './drivers.js';
 import { nodepoolServerMetadata, ProviderError } from '@nodepool-ts/core/provider';
 import { isRetryable, type ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Logger } from '@nodepool-ts/core/log';
-import { formatHostname } from './format.js';
+import { formatHostname, pyFormat } from './format.js';
 import { retryConnectionLoss } from './zk-retry.js';
 import { describeScriptResult, outputExcerpt, type ReadyScriptResult } from '@nodepool-ts/driver-static';
 
@@ -53,6 +53,8 @@ export interface LaunchContext {
   releaseWhenReady?: boolean;
   /** the image's `python-path` / `shell-type` (diskimage or cloud-image), written on the node when set */
   shell?: { pythonPath: string | null; shellType: string | null };
+  /** the request the node is launched for (`dynamic-instance-properties` are formatted from it) */
+  request?: Readonly<NodeRequest>;
 }
 
 async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
@@ -133,6 +135,37 @@ async function resolveImage(ctx: LaunchContext, node: Node): Promise<{
   };
 }
 
+/**
+ * Nodepool 8.0's `dynamic-instance-properties`: each value formatted with the request's safe
+ * attributes (`{request.id}`, `{request.labels}`, `{request.requestor}`, `{request.requestor_data}`,
+ * `{request.relative_priority}`, `{request.event_id}`, `{request.created_time}`,
+ * `{request.tenant_name}`); one that does not format is logged and left out.
+ */
+function dynamicProperties(ctx: LaunchContext): Record<string, string> {
+  const out: Record<string, string> = {};
+  const entries = Object.entries(ctx.label.dynamicInstanceProperties);
+  if (entries.length === 0) return out;
+  const r = ctx.request;
+  const request = {
+    id: r?.id ?? null,
+    labels: r ? [...r.node_types] : [],
+    requestor: r?.requestor ?? null,
+    requestor_data: r?.extra['requestor_data'] ?? null,
+    relative_priority: r?.relative_priority ?? 0,
+    event_id: r?.extra['event_id'] ?? null,
+    created_time: r?.extra['created_time'] ?? null,
+    tenant_name: r?.extra['tenant_name'] ?? null,
+  };
+  for (const [k, template] of entries) {
+    try {
+      out[k] = pyFormat(template, { request });
+    } catch (err) {
+      ctx.log.error({ property: k, err: (err as Error).message }, `Error formatting dynamic instance property ${k}: ${(err as Error).message}`);
+    }
+  }
+  return out;
+}
+
 function classify(err: unknown): LaunchResult {
   if (err instanceof LaunchError) return err.result;
   if (err instanceof ProviderError && err.kind === 'quota') return 'error.quota';
@@ -147,6 +180,7 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
   const hostname = formatHostname(provider.hostnameFormat, { label, provider, node });
   const metadata = {
     ...label.instanceProperties,
+    ...dynamicProperties(ctx),
     ...nodepoolServerMetadata({
       provider: provider.name, nodeId: node.id ?? '', imageName: image.imageName, label: label.name,
     }),

@@ -2,7 +2,7 @@
 // runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
 // only as a safety net.
 import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/core/config';
-import { cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
+import { MIN_READY_REQUESTOR, cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
 import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
@@ -543,7 +543,9 @@ export class PoolWorker {
     return fresh;
   }
 
-  launch(node: Node, label: string, az: string | null, releaseWhenReady = false): Promise<'ready' | 'failed' | 'aborted'> {
+  /** Boot `node` for `request` (a min-ready request's node joins the pool once ready). */
+  launch(node: Node, label: string, az: string | null, request: Readonly<NodeRequest>): Promise<'ready' | 'failed' | 'aborted'> {
+    const releaseWhenReady = request.requestor === MIN_READY_REQUESTOR;
     // (the request it is launched for: a min-ready node no longer names it once ready)
     const requestId = node.allocated_to;
     if (this.provider.driver === 'static' || this.manager.kind !== 'cloud') return Promise.resolve('failed');
@@ -558,6 +560,7 @@ export class PoolWorker {
       pool,
       label: pl,
       shell: { pythonPath: image?.pythonPath ?? null, shellType: image?.shellType ?? null },
+      request,
       manager,
       log: this.log,
       az,

@@ -241,7 +241,7 @@ export class NodeRequestHandler {
         throw err;
       }
       const held: Held = { label, node, launch: null, settled: false };
-      held.launch = w.launch(node, label, this.az, this.request.requestor === MIN_READY_REQUESTOR).finally(() => {
+      held.launch = w.launch(node, label, this.az, this.request).finally(() => {
         held.settled = true;
         void this.maybeFinish();
       });

@@ -265,6 +265,7 @@ function buildCloudParts(
         bootFromVolume: l['boot-from-volume'] ?? false,
         volumeSize: l['volume-size'] ?? 50,
         instanceProperties: stringMap(l['instance-properties']),
+        dynamicInstanceProperties: stringMap(l['dynamic-instance-properties']),
         userdata: l.userdata ?? null,
       });
     });

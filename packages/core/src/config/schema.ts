@@ -241,6 +241,8 @@ const cloudPoolLabel = obj({
   'boot-from-volume': bool().optional(),
   'volume-size': int().optional(),
   'instance-properties': scalarDict().optional(),
+  // Nodepool 8.0: server metadata formatted from the request ({request.id}, {request.event_id}, ...)
+  'dynamic-instance-properties': scalarDict().optional(),
   userdata: str().optional(),
 })
   .refine(...exclusive('diskimage', 'cloud-image'))

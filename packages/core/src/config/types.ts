@@ -98,6 +98,8 @@ export interface CloudPoolLabel extends PoolLabelBase {
   bootFromVolume: boolean;
   volumeSize: number;
   instanceProperties: Record<string, string>;
+  /** `dynamic-instance-properties`: values are format strings over `request` (id, labels, requestor, event_id, ...) */
+  dynamicInstanceProperties: Record<string, string>;
   userdata: string | null;
 }
 

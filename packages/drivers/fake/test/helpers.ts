@@ -52,7 +52,7 @@ export function fakeConfig(over: Partial<Omit<FakeProvider, 'faults'>> & { fault
 export function label(over: Partial<CloudPoolLabel> = {}): CloudPoolLabel {
   return {
     name: 'fake-label', diskimage: null, cloudImage: 'fake-cloud-image', minRam: 2048, flavorName: null,
-    keyName: null, consoleLog: false, bootFromVolume: false, volumeSize: 50, instanceProperties: {},
+    keyName: null, consoleLog: false, bootFromVolume: false, volumeSize: 50, instanceProperties: {}, dynamicInstanceProperties: {},
     userdata: null, ...over,
   };
 }
