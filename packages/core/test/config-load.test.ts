@@ -100,7 +100,7 @@ test('a production Nodepool 3.x file loads unchanged (openstack, fake, static)',
   assert.deepEqual(main.nodeAttributes, { 'executor-zone': 'kna1' });
   assert.deepEqual(main.labels[0], {
     name: 'ubuntu-bionic', diskimage: 'ubuntu-bionic', cloudImage: null, minRam: 8192, flavorName: 'v1-standard-4',
-    keyName: 'infra-root-keys', consoleLog: true, bootFromVolume: false, volumeSize: 50, instanceProperties: {},
+    keyName: 'infra-root-keys', consoleLog: true, bootFromVolume: false, volumeSize: 50, instanceProperties: {}, dynamicInstanceProperties: {},
     userdata: null,
   });
   assert.equal(main.labels[1]?.minRam, null);
