@@ -116,7 +116,7 @@ export class BuildWorker extends Worker {
       try {
         const paused = diskimage.pause || await this.ctx.zk.isImagePaused(diskimage.name);
         this.imageStatus.set(diskimage.name, paused ? STATUS_PAUSED : STATUS_IDLE);
-        await this.checkScheduled(config, diskimage);
+        if (!paused) await this.checkScheduled(config, diskimage);
       } catch (err) {
         this.log.error({ err }, `Exception checking for scheduled update of diskimage ${diskimage.name}: ${(err as Error).message}`);
       }
@@ -135,7 +135,8 @@ export class BuildWorker extends Worker {
     const zk = this.ctx.zk;
     const [newest] = await zk.getMostRecentBuilds(1, diskimage.name, 'ready');
     const why = scheduledBuildReason(diskimage, newest ?? null, Date.now() / 1000);
-    if (why === null || await zk.isImagePaused(diskimage.name)) return;
+    // (not paused: the cycle checked that just before)
+    if (why === null) return;
     const lock = zk.imageBuildLock(diskimage.name);
     if (!(await lock.acquire({ blocking: false }))) return;
     try {
