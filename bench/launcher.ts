@@ -16,6 +16,7 @@
 //                                               rounds: recording_overhead_pct (warm requests/s)
 //                                               and recording_cpu_ms_per_request (launcher + MariaDB);
 //                                               --against sqlite: vs the embedded SQLite instead
+//   npm run bench -- --zk-tls                  the same over TLS (a TLS-only ZooKeeper, zookeeper-tls)
 // Uses $NODEPOOL_TEST_ZK if set, else starts a private ZooKeeper with scripts/zk.sh.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -51,6 +52,8 @@ const { values: opts } = parseArgs({
     against: { type: 'string', default: 'mariadb' },
     'skip-list': { type: 'boolean', default: false },
     'list-only': { type: 'boolean', default: false },
+    // every client (launcher, this Zuul-like client, the CLI) talks TLS to a TLS-only ZooKeeper
+    'zk-tls': { type: 'boolean', default: false },
   },
 });
 const N = Number(opts.requests);
@@ -64,14 +67,15 @@ function rssMb(pid: number): number {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'np-bench-'));
-const zkService = benchZooKeeper(work);
-const { host: zkHost, port: zkPort } = zkService;
+const zkService = benchZooKeeper(work, opts['zk-tls']);
+const { host: zkHost, port: zkPort, monitorPort, tls } = zkService;
 
 function config(chroot: string, minReady: number, extra = ''): string {
   return `zookeeper-servers:
   - host: ${zkHost}
     port: ${zkPort}
     chroot: ${chroot}
+${tls ? `zookeeper-tls:\n  cert: ${tls.cert}\n  key: ${tls.key}\n  ca: ${tls.ca}` : ''}
 labels:
   - name: warm
     min-ready: ${minReady}
@@ -111,11 +115,11 @@ async function measuredDrive(zk: ZooKeeper, launcher: ChildProcess, label: strin
   if (zkService.pid !== null) procs.push(['zookeeper', zkService.pid]);
   if (mariadbPid !== null) procs.push(['mariadb', mariadbPid]);
   const before = procs.map(([, pid]) => cpuSeconds(pid));
-  const mntr0 = await zkMonitor(zkHost, zkPort);
+  const mntr0 = await zkMonitor(zkHost, monitorPort);
   const client0 = process.cpuUsage();
   const r = await drive(zk, label, total, C);
   const client = process.cpuUsage(client0);
-  const mntr1 = await zkMonitor(zkHost, zkPort);
+  const mntr1 = await zkMonitor(zkHost, monitorPort);
   const perReq = (secs: number): number => Math.round((secs * 1000 / total) * 100) / 100;
   const cpu: Record<string, number> = {};
   procs.forEach(([name, pid], i) => { cpu[name] = perReq(cpuSeconds(pid) - (before[i] ?? NaN)); });
@@ -137,7 +141,7 @@ async function waitFor(fn: () => Promise<boolean>, ms: number): Promise<void> {
 }
 
 async function connect(chroot: string): Promise<ZooKeeper> {
-  const zk = new ZooKeeper({ servers: [{ host: zkHost, port: Number(zkPort), chroot }], connectTimeoutMs: 10_000 });
+  const zk = new ZooKeeper({ servers: [{ host: zkHost, port: Number(zkPort), chroot }], connectTimeoutMs: 10_000, tls });
   await zk.connect();
   return zk;
 }
@@ -243,7 +247,9 @@ try {
       const times: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
-        const r = spawnSync(process.execPath, [join(root, 'packages/cli/bin/nodepool.js'), '-c', cfg, 'list'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+        // BENCH_CLI_NODE_ARGS="--cpu-prof --cpu-prof-dir=DIR": profile the CLI as BENCH_LAUNCHER_NODE_ARGS does the launcher
+        const nodeArgs = (process.env.BENCH_CLI_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+        const r = spawnSync(process.execPath, [...nodeArgs, join(root, 'packages/cli/bin/nodepool.js'), '-c', cfg, 'list'], { encoding: 'utf8', maxBuffer: 1 << 30 });
         times.push(performance.now() - t0);
         if (r.status !== 0) throw new Error(`nodepool list failed: ${r.stderr}`);
         const rows = r.stdout.split('\n').filter((l) => l.startsWith('| 0')).length;

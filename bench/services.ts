@@ -8,7 +8,12 @@ const root = resolve(import.meta.dirname, '..');
 
 export interface BenchZooKeeper {
   host: string;
+  /** the client port (the TLS one with `tls`) */
   port: string;
+  /** the plain port for four-letter words (`mntr`): the client port unless TLS */
+  monitorPort: string;
+  /** PEM files of a TLS ZooKeeper (`zookeeper-tls`), else null */
+  tls: { cert: string; key: string; ca: string } | null;
   /** the server's pid when this benchmark started it (for its CPU time), else null */
   pid: number | null;
   stop(): void;
@@ -46,11 +51,12 @@ export function cpuSeconds(pid: number): number {
   }
 }
 
-export function benchZooKeeper(work: string): BenchZooKeeper {
-  let addr = process.env.NODEPOOL_TEST_ZK ?? '';
+/** `tls`: a private ZooKeeper that takes TLS clients only (scripts/zk.sh start-tls). */
+export function benchZooKeeper(work: string, tls = false): BenchZooKeeper {
+  let addr = tls ? '' : process.env.NODEPOOL_TEST_ZK ?? '';
   let started = false;
   if (!addr) {
-    const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), 'start', join(work, 'zk')], { encoding: 'utf8' });
+    const r = spawnSync('bash', [join(root, 'scripts/zk.sh'), tls ? 'start-tls' : 'start', join(work, 'zk')], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`could not start ZooKeeper: ${r.stderr}`);
     addr = r.stdout.trim();
     started = true;
@@ -60,9 +66,12 @@ export function benchZooKeeper(work: string): BenchZooKeeper {
   if (started) {
     try { pid = Number(readFileSync(join(work, 'zk', 'zk.pid'), 'utf8').trim()); } catch { pid = null; }
   }
+  const t = join(work, 'zk', 'tls');
   return {
     host,
     port,
+    monitorPort: tls ? readFileSync(join(work, 'zk', 'zk.port'), 'utf8').trim() : port,
+    tls: tls ? { cert: join(t, 'client.pem'), key: join(t, 'client.key'), ca: join(t, 'ca.pem') } : null,
     pid,
     stop: () => {
       if (started) spawnSync('bash', [join(root, 'scripts/zk.sh'), 'stop', join(work, 'zk')]);
