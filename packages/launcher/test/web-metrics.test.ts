@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { NODE_STATES, newNodeRequest } from '@nodepool-ts/core/model';
 import { paths } from '@nodepool-ts/core/zk';
-import { computeNodeGauges, statsdSafe } from '@nodepool-ts/launcher';
+import { computeAddressableRequests, computeNodeGauges, registrationPool, statsdSafe } from '@nodepool-ts/launcher';
 import { fakeConfig, http, launcherWeb, waitFor } from './web-helpers.js';
 
 let sock: Socket;
@@ -52,6 +52,43 @@ test('statsdSafe and the zero-filled gauges follow Nodepool', () => {
     assert.equal(g.get(`nodepool.provider.p.nodes.${s}`), 0);
     assert.equal(g.get(`nodepool.label.a.nodes.${s}`), 0);
   }
+});
+
+test('addressable_requests: per registered pool, the requests whose labels it all offers', () => {
+  const launchers = [
+    { id: 'h-1-PoolWorker.p1-main', provider_name: 'p1', supported_labels: ['a'] },
+    { id: 'h-2-PoolWorker.p-2-pool-x', provider_name: 'p-2', supported_labels: ['a', 'b'] },
+    { id: 'some-other-launcher', provider_name: 'p3', supported_labels: ['a'] },
+  ];
+  assert.equal(registrationPool(launchers[0]!), 'main');
+  assert.equal(registrationPool(launchers[1]!), 'pool-x');
+  assert.equal(registrationPool(launchers[2]!), null, 'a registration without a pool is left out');
+  const g = computeAddressableRequests([{ node_types: ['a'] }, { node_types: ['b'] }, { node_types: ['a', 'b'] },
+    { node_types: ['c'] }], launchers);
+  assert.deepEqual([...g], [
+    ['nodepool.provider.p1.pool.main.addressable_requests', 1],
+    ['nodepool.provider.p-2.pool.pool-x.addressable_requests', 3],
+  ]);
+  assert.deepEqual([...computeAddressableRequests([], launchers.slice(0, 1))],
+    [['nodepool.provider.p1.pool.main.addressable_requests', 0]], 'zero is sent too');
+});
+
+test('addressable_requests follow the requests in ZooKeeper, in statsd and Prometheus', async (t: TestContext) => {
+  lines = [];
+  const lw = await launcherWeb((env) => fakeConfig(env, { labels: [{ name: 'fake-label' }, { name: 'other-label' }],
+    poolLabels: ['fake-label'] }));
+  t.after(() => lw.close());
+  const key = 'nodepool.provider.fake-provider.pool.main.addressable_requests';
+  await waitFor('the gauge at zero', () => last(key, 'g') === 0, 20_000, 50);
+  const ok = await lw.zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label'], requestor: 'zuul' }), '200');
+  const other = await lw.zk.submitNodeRequest(newNodeRequest({ node_types: ['fake-label', 'other-label'], requestor: 'zuul' }), '200');
+  await waitFor('requests answered', async () => (await lw.zk.getNodeRequest(ok))?.state === 'fulfilled'
+    && (await lw.zk.getNodeRequest(other))?.state === 'failed', 20_000, 50);
+  await waitFor('the gauge counts the request the pool can address', () => last(key, 'g') === 1, 20_000, 50);
+  const prom = await http(`${lw.url}/metrics`);
+  assert.equal(promValue(prom.text, 'nodepool_pool_addressable_requests{provider="fake-provider",pool="main"}'), 1);
+  await lw.zk.deleteNodeRequest(ok);
+  await waitFor('a removed request is no longer counted', () => last(key, 'g') === 0, 20_000, 50);
 });
 
 test('launch timers and counters, node gauges and max_servers reach a statsd socket; Prometheus agrees', async (t: TestContext) => {

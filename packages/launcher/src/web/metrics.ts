@@ -5,6 +5,7 @@
 //   nodepool.nodes.<state>, nodepool.provider.<p>.nodes.<state>,
 //   nodepool.label.<l>.nodes.<state>                                 gauges, all 11 states
 //   nodepool.provider.<p>.max_servers                                 gauge
+//   nodepool.provider.<p>.pool.<pool>.addressable_requests            gauge (Nodepool 11.0)
 //   nodepool.tenant_limits.<tenant>.{instances,cores,ram}             gauges (tenant-resource-limits)
 //   nodepool.provider.<p>.downPorts                                   counter (DOWN ports removed)
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.<status>              timer (ms) + counter, per API call
@@ -57,6 +58,38 @@ export function providerMaxServers(config: Config): Map<string, number> {
   const out = new Map<string, number>();
   for (const p of config.providers.values()) {
     out.set(p.name, p.pools.reduce((sum, pool) => sum + pool.maxServers, 0));
+  }
+  return out;
+}
+
+/** The pool a launcher registration belongs to (its id ends `PoolWorker.<provider>-<pool>`). */
+export function registrationPool(l: LauncherInfo): string | null {
+  const marker = `PoolWorker.${l.provider_name}-`;
+  const at = l.id.lastIndexOf(marker);
+  if (at < 0) return null;
+  const pool = l.id.slice(at + marker.length);
+  return pool === '' ? null : pool;
+}
+
+/**
+ * Nodepool's updateNodeRequestStats (11.0): per registered pool, how many of the node requests
+ * (every state) ask only for labels that pool offers. Registrations whose pool cannot be told
+ * are left out, as Nodepool leaves out pools without a name.
+ */
+export function computeAddressableRequests(requests: Iterable<{ node_types: readonly string[] }>,
+  launchers: readonly LauncherInfo[]): Map<string, number> {
+  const pools = new Map<string, Set<string>>();
+  for (const l of launchers) {
+    const pool = registrationPool(l);
+    if (pool === null) continue;
+    pools.set(`nodepool.provider.${l.provider_name}.pool.${pool}.addressable_requests`, new Set(l.supported_labels));
+  }
+  const out = new Map<string, number>();
+  for (const key of pools.keys()) out.set(key, 0);
+  for (const r of requests) {
+    for (const [key, labels] of pools) {
+      if (r.node_types.every((t) => labels.has(t))) out.set(key, (out.get(key) ?? 0) + 1);
+    }
   }
   return out;
 }
@@ -223,6 +256,24 @@ export class LauncherMetrics {
       },
     });
     new Gauge({
+      name: 'nodepool_pool_addressable_requests',
+      help: 'Node requests a registered pool can address (statsd nodepool.provider.<p>.pool.<pool>.addressable_requests)',
+      labelNames: ['provider', 'pool'],
+      registers,
+      async collect() {
+        this.reset();
+        const launchers = await self.launchers();
+        for (const l of launchers) {
+          const pool = registrationPool(l);
+          if (pool === null) continue;
+          const labels = new Set(l.supported_labels);
+          let n = 0;
+          for (const r of self.host.requestCache.all()) if (r.node_types.every((t) => labels.has(t))) n += 1;
+          this.set({ provider: l.provider_name, pool }, n);
+        }
+      },
+    });
+    new Gauge({
       name: 'nodepool_stats_leader',
       help: '1 when this launcher won the stats election and sends the statsd node gauges',
       registers,
@@ -278,6 +329,8 @@ export class LauncherMetrics {
     });
     this.log.info({ statsd: `${host}:${port}` }, 'Sending statsd metrics');
     this.host.events.on('node', this.onNode);
+    // addressable_requests follow the requests too (Nodepool refreshes them on node changes only)
+    this.host.events.on('request', this.onNode);
     this.host.election.on('leader', this.onLeader);
     if (this.isLeader) this.nodesChanged();
     this.sendMaxServers();
@@ -291,6 +344,7 @@ export class LauncherMetrics {
     this.host.events.off('launch-attempt', this.onAttempt);
     this.host.events.off('launch', this.onLaunch);
     this.host.events.off('node', this.onNode);
+    this.host.events.off('request', this.onNode);
     this.host.election.off('leader', this.onLeader);
     if (this.gaugeTimer) clearTimeout(this.gaugeTimer);
     if (this.maxServersTimer) clearInterval(this.maxServersTimer);
@@ -323,8 +377,11 @@ export class LauncherMetrics {
     const statsd = this.statsd;
     if (!statsd || !this.isLeader) return;
     this.lastGauges = Date.now();
-    const gauges = computeNodeGauges(this.host.nodeCache.all(), await this.launchers());
+    const launchers = await this.launchers();
+    const gauges = computeNodeGauges(this.host.nodeCache.all(), launchers);
     for (const [key, value] of gauges) statsd.gauge(key, value);
+    // Nodepool sends these right after the node gauges, on the same trigger
+    for (const [key, value] of computeAddressableRequests(this.host.requestCache.all(), launchers)) statsd.gauge(key, value);
   }
 
   private sendMaxServers(): void {
