@@ -49,7 +49,7 @@ const { host: zkHost, port: zkPort } = zkService;
 
 function fakeCloud(stateFile: string, format: string): FakeProviderManager {
   return new FakeProviderManager({
-    driver: 'fake', name: 'fake-provider', maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, cloud: 'bench', regionName: null, bootTimeout: 60,
+    driver: 'fake', name: 'fake-provider', maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, launchCircuitBreaker: null, cloud: 'bench', regionName: null, bootTimeout: 60,
     launchTimeout: 3600, launchRetries: 3, rate: 0.0001, hostnameFormat: '{label.name}-{provider.name}-{node.id}',
     imageNameFormat: '{image_name}-{timestamp}', imageFormat: format, cloudConfig: null, diskimages: [], cloudImages: [],
     pools: [], azs: ['az1'], quota: { instances: Infinity, cores: Infinity, ram: Infinity },

@@ -155,7 +155,7 @@ test('a real disk-image-create build of debian-minimal + nodepool-base, uploaded
 });
 
 const FAKE_CLOUD = {
-  driver: 'fake' as const, name: 'fake-provider', maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, cloud: 'real-dib-fake', regionName: null,
+  driver: 'fake' as const, name: 'fake-provider', maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, launchCircuitBreaker: null, cloud: 'real-dib-fake', regionName: null,
   bootTimeout: 60, launchTimeout: 3600, launchRetries: 3, rate: 0.0001, hostnameFormat: '{label.name}-{provider.name}-{node.id}',
   imageNameFormat: '{image_name}-{timestamp}', imageFormat: 'raw', cloudConfig: null, diskimages: [], cloudImages: [], pools: [],
   azs: ['az1'], quota: { instances: Infinity, cores: Infinity, ram: Infinity },

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { newNode, newNodeRequest, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { Launcher } from '@nodepool-ts/launcher';
+import { loadConfig } from '@nodepool-ts/core/config';
 import type { FakeProviderManager } from '@nodepool-ts/driver-fake';
 import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
 
@@ -93,6 +94,58 @@ test('servers that go to ERROR are retried; leftovers are deleted', async () => 
     (await cloud.listServers()).filter((s) => s.status !== 'DELETED').length === 0 && (await zk.getNodes()).length === 0);
   cloud.setFaults({ errorRate: 0 });
   assert.equal((await waitDone(zk, await submit(zk, ['fake-label']))).state, 'fulfilled');
+});
+
+test('launch-circuit-breaker: failed launches in a row suspend launching; ready nodes still go out; a trial reopens', async () => {
+  const { zk, cloud, launcher } = await setup((env) => fakeConfig(env, {
+    labels: [{ name: 'fake-label', minReady: 1 }],
+    providerExtra: '    launch-retries: 1\n    launch-circuit-breaker:\n      failures: 2\n      cooldown: 1\n      max-cooldown: 2\n',
+  }));
+  const changes: { state: string; retryAt: number | null; at: number }[] = [];
+  launcher.events.on('circuit', (c) => changes.push({ state: c.state, retryAt: c.retryAt, at: Date.now() }));
+  let launches = 0;
+  launcher.events.on('launch', () => launches++);
+  await waitFor('a min-ready node', async () => (await zk.getNodes()).some((n) => n.state === 'ready'));
+  cloud.setFaults({ errorRate: 1 });
+  // the ready node is handed out; min-ready's replacements fail twice in a row: the circuit opens
+  const first = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(first.state, 'fulfilled');
+  await waitFor('the circuit opens', () => changes.some((c) => c.state === 'open'));
+  assert.equal(launcher.launchCircuit('fake-provider')?.state === 'closed', false);
+  const prom = (await launcher.metrics?.prometheus())?.body ?? '';
+  assert.match(prom, /nodepool_provider_launch_circuit_open\{provider="fake-provider"\} 1/);
+  // while open, a request that needs a launch is declined without touching the cloud
+  const before = launches;
+  const opened = changes.find((c) => c.state === 'open');
+  const second = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(second.state, 'failed');
+  assert.deepEqual(second.declined_by, [`test-${process.pid}-PoolWorker.fake-provider-main`]);
+  if (opened?.retryAt !== null && opened !== undefined && Date.now() < opened.retryAt - 100) {
+    assert.equal(launches, before, 'no launch while the circuit is open');
+  }
+  // the trial after the cooldown fails too: open again, for twice as long (capped at 2 s)
+  await waitFor('the trial fails and reopens', () => changes.filter((c) => c.state === 'open').length >= 2, 20_000);
+  const reopened = changes.filter((c) => c.state === 'open')[1];
+  assert.ok(reopened?.retryAt !== null && reopened !== undefined);
+  assert.ok(Math.abs((reopened.retryAt ?? 0) - reopened.at - 2000) < 100, 'the second wait is doubled');
+  // the cloud recovers: the next trial succeeds, the circuit closes, requests are served again
+  cloud.setFaults({ errorRate: 0 });
+  await waitFor('the circuit closes', () => changes.at(-1)?.state === 'closed', 20_000);
+  assert.equal((await waitDone(zk, await submit(zk, ['fake-label']))).state, 'fulfilled');
+});
+
+test('launch-circuit-breaker: max-cooldown shorter than cooldown is refused naming the key', async () => {
+  const env = testEnv();
+  cleanups.push(() => env.cleanup());
+  const file = env.write('nodepool.yaml', fakeConfig(env, {
+    providerExtra: '    launch-circuit-breaker:\n      cooldown: 100\n      max-cooldown: 10\n',
+  }));
+  await assert.rejects(loadConfig(file), (err: Error) => {
+    assert.match(err.message, /nodepool\.yaml/);
+    assert.match(err.message, /providers\[0\]\.launch-circuit-breaker\.max-cooldown/);
+    assert.match(err.message, /max-cooldown \(10\) of provider "fake-provider" is shorter than its cooldown \(100\)/);
+    return true;
+  });
 });
 
 test('a failing server delete keeps the node in deleting and is retried', async () => {

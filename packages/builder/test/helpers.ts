@@ -188,7 +188,7 @@ export class TestEnv {
 /** A minimal FakeProvider config sharing `stateFile` (for reading/poking the cloud in tests). */
 export function fakeProviderConfig(name: string, stateFile: string): FakeProvider {
   return {
-    driver: 'fake', name, maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, cloud: 'fake', regionName: null, bootTimeout: 60, launchTimeout: 3600,
+    driver: 'fake', name, maxConcurrency: -1, priority: null, postUploadHook: null, imageUploadTimeout: 3600, launchCircuitBreaker: null, cloud: 'fake', regionName: null, bootTimeout: 60, launchTimeout: 3600,
     launchRetries: 3, rate: 0.0001, hostnameFormat: '{label.name}-{provider.name}-{node.id}',
     imageNameFormat: '{image_name}-{timestamp}', imageFormat: 'qcow2', cloudConfig: null, diskimages: [],
     cloudImages: [], pools: [], azs: ['az1'], quota: { instances: Infinity, cores: Infinity, ram: Infinity },

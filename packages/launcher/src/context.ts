@@ -4,6 +4,7 @@ import type { Config, Pool, Provider } from '@nodepool-ts/core/config';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { LauncherInfo, Node, NodeRequest } from '@nodepool-ts/core/model';
 import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
+import type { LaunchCircuit } from './circuit-breaker.js';
 import type { Resources } from './decide.js';
 import type { LaunchResult } from './node-launcher.js';
 import type { PoolWorker } from './pool-worker.js';
@@ -47,4 +48,6 @@ export interface LauncherContext {
   /** `requestId`: the request the node was launched for */
   launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null): void;
   afterReady(worker: PoolWorker, node: Node): Promise<void>;
+  /** the provider's `launch-circuit-breaker`, when configured */
+  launchCircuit?(provider: string): LaunchCircuit | null;
 }

@@ -59,6 +59,12 @@ export interface PlanInput {
   exclude?: ReadonlySet<string>;
   /** labels (multiset) already satisfied by nodes the handler holds */
   satisfied?: readonly string[];
+  /**
+   * How many launches this plan may start (the provider's launch circuit breaker: 0 while open,
+   * 1 for its trial); a request needing more is declined with `launchRefusal`. Default: no limit.
+   */
+  launchAllowance?: number;
+  launchRefusal?: string;
 }
 
 export type Step =
@@ -142,6 +148,10 @@ export function planRequest(input: PlanInput): Plan {
         steps.push({ label, action: 'reuse', node });
         continue;
       }
+    }
+    if (pool.canLaunch && input.launchAllowance !== undefined
+      && steps.filter((st) => st.action === 'launch').length >= input.launchAllowance) {
+      return { kind: 'decline', reason: input.launchRefusal ?? 'launches are suspended' };
     }
     const need = pool.labels.get(label) ?? ZERO;
     const providerOk = pool.ignoreProviderQuota

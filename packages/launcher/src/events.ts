@@ -3,6 +3,7 @@
 import { EventEmitter } from 'node:events';
 import type { Node, NodeRequest } from '@nodepool-ts/core/model';
 import type { LaunchAttempt } from './context.js';
+import type { CircuitChange } from './circuit-breaker.js';
 
 export interface LauncherEventMap {
   /** any node znode changed (cache view; `null` = gone) */
@@ -18,6 +19,8 @@ export interface LauncherEventMap {
   'launch-attempt': [node: Node, by: string, attempt: LaunchAttempt];
   launch: [node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null];
   ready: [node: Node, provider: string];
+  /** a provider's launch circuit breaker opened or closed */
+  circuit: [change: CircuitChange];
 }
 
 export class LauncherEvents extends EventEmitter<LauncherEventMap> {}

@@ -13,6 +13,7 @@ import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
+import { LaunchCircuit, type CircuitChange } from './circuit-breaker.js';
 import { PoolWorker, configUsesPriority } from './pool-worker.js';
 import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js';
 import { CleanupWorker } from './cleanup-worker.js';
@@ -76,6 +77,8 @@ export class Launcher implements LauncherContext {
   private cleanupTimer: NodeJS.Timeout | null = null;
   private cronTasks: { stop(): void }[] = [];
   private quotaCache = new Map<string, { at: number; value: Resources }>();
+  /** `launch-circuit-breaker` per provider (kept across reloads that keep the setting) */
+  private readonly circuits = new Map<string, LaunchCircuit>();
   private imageCache = new Map<string, { at: number; ok: boolean }>();
   private launchCounts = new Map<string, number>();
   private reloading: Promise<void> | null = null;
@@ -255,6 +258,7 @@ export class Launcher implements LauncherContext {
         await this.retire(mgr);
       }
     }
+    this.configureCircuits(config);
     for (const [name, p] of config.providers) {
       if (this.providers.has(name)) continue;
       const mgr = createProviderManager(p, {
@@ -302,6 +306,38 @@ export class Launcher implements LauncherContext {
     }
     this.configureCron(config);
     if (this.deletedNodeWorker) await this.syncStatic();
+  }
+
+  private configureCircuits(config: Config): void {
+    for (const [name, c] of this.circuits) {
+      const p = config.providers.get(name);
+      const settings = p && (p.driver === 'openstack' || p.driver === 'fake') ? p.launchCircuitBreaker : null;
+      if (settings === null || settings === undefined) this.circuits.delete(name);
+      else c.reconfigure(settings);
+    }
+    for (const [name, p] of config.providers) {
+      if ((p.driver !== 'openstack' && p.driver !== 'fake') || p.launchCircuitBreaker === null || this.circuits.has(name)) continue;
+      this.circuits.set(name, new LaunchCircuit(name, p.launchCircuitBreaker, (c) => this.circuitChanged(c)));
+    }
+  }
+
+  private circuitChanged(c: CircuitChange): void {
+    if (c.state === 'open') {
+      this.log.warn({ provider: c.provider, failures: c.failures, retryAt: new Date(c.retryAt ?? 0).toISOString() },
+        `Provider ${c.provider}: ${c.failures} failed launches in a row; suspending launches until ${new Date(c.retryAt ?? 0).toISOString()}`);
+    } else {
+      this.log.info({ provider: c.provider }, `Provider ${c.provider}: a launch succeeded; launches resume`);
+    }
+    this.events.emit('circuit', c);
+  }
+
+  launchCircuit(provider: string): LaunchCircuit | null {
+    return this.circuits.get(provider) ?? null;
+  }
+
+  /** Providers whose launch circuit is open or half-open (metrics, dashboard). */
+  circuitStates(): Map<string, LaunchCircuit> {
+    return this.circuits;
   }
 
   /**
@@ -677,6 +713,7 @@ export class Launcher implements LauncherContext {
     const n = this.launchCounts.get(state) ?? 0;
     this.launchCounts.set(state, n + 1);
     if (state === 'aborted') this.invalidateQuota(worker.providerName);
+    this.circuits.get(worker.providerName)?.launchEnded(state);
     this.events.emit('launch', node, worker.providerName, state, ms, requestId);
   }
 

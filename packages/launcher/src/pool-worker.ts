@@ -11,6 +11,7 @@ import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
 import { labelReadyScript, runReadyScript } from '@nodepool-ts/driver-static';
 import type { LauncherContext } from './context.js';
+import type { LaunchCircuit } from './circuit-breaker.js';
 import { retryConnectionLoss } from './zk-retry.js';
 
 const SAFETY_INTERVAL_MS = 10_000;
@@ -92,6 +93,10 @@ export class PoolWorker {
   }
   get regionName(): string | null {
     return this.provider.driver === 'static' ? null : this.provider.regionName;
+  }
+  /** the provider's launch circuit breaker, when `launch-circuit-breaker` is configured */
+  launchCircuit(): LaunchCircuit | null {
+    return this.ctx.launchCircuit?.(this.provider.name) ?? null;
   }
   get activeLaunches(): number {
     return this.launches.size;

@@ -113,8 +113,15 @@ export class NodeRequestHandler {
       // ready nodes is not (node locks decide), so a warm request never waits on another's claim.
       const outcome = await w.exclusive(async () => {
         const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
+        // (read, planned and reserved in one tick: pools of one provider share its breaker)
+        const circuit = w.launchCircuit();
+        if (circuit !== null) {
+          input.launchAllowance = circuit.launchAllowance();
+          input.launchRefusal = circuit.refusal();
+        }
         const plan = planRequest(input);
         if (plan.kind === 'decline') return { kind: 'decline', reason: plan.reason } as const;
+        circuit?.launchesStarted(plan.steps.filter((st) => st.action === 'launch').length);
         const reuse = plan.steps.filter((st) => st.action === 'reuse');
         for (const st of reuse) if (st.node.id !== null) w.claiming.add(st.node.id);
         const created = await this.createNodes(plan.steps);

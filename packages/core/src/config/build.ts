@@ -9,7 +9,7 @@ import type {
 import { formatKeyPath, isRecord, issueAt, type KeyPath, type YamlSource } from './source.js';
 import type {
   CloudConfig, CloudImage, CloudPool, CloudPoolLabel, DiskImage, FakeFaults, FakeProvider, Label,
-  OpenStackProvider, Provider, ProviderDiskImage, StaticNode, StaticPool, StaticProvider,
+  LaunchCircuitBreaker, OpenStackProvider, Provider, ProviderDiskImage, StaticNode, StaticPool, StaticProvider,
 } from './types.js';
 
 export type ProviderIn =
@@ -288,11 +288,25 @@ function buildCloudParts(
   return { diskimages: providerImages, cloudImages, pools };
 }
 
-function cloudTimings(ctx: BuildContext, p: CloudIn): Pick<OpenStackProvider,
+/** `launch-circuit-breaker` (nodepool-ts): null when absent; seconds, failures as counted launches. */
+function launchCircuitBreaker(ctx: BuildContext, p: CloudIn, base: KeyPath): LaunchCircuitBreaker | null {
+  const b = p['launch-circuit-breaker'];
+  if (b === undefined) return null;
+  const cooldown = b.cooldown ?? 60;
+  const maxCooldown = b['max-cooldown'] ?? Math.max(900, cooldown);
+  if (maxCooldown < cooldown) {
+    report(ctx, [...base, 'launch-circuit-breaker', 'max-cooldown'],
+      `max-cooldown (${maxCooldown}) of provider "${p.name}" is shorter than its cooldown (${cooldown})`);
+  }
+  return { failures: b.failures ?? 5, cooldown, maxCooldown };
+}
+
+function cloudTimings(ctx: BuildContext, p: CloudIn, base: KeyPath): Pick<OpenStackProvider,
   'bootTimeout' | 'launchTimeout' | 'launchRetries' | 'rate' | 'hostnameFormat' | 'imageNameFormat' | 'postUploadHook'
-  | 'imageUploadTimeout'> {
+  | 'imageUploadTimeout' | 'launchCircuitBreaker'> {
   const hook = p['post-upload-hook'];
   return {
+    launchCircuitBreaker: launchCircuitBreaker(ctx, p, base),
     // a bare command name is looked up on PATH when run (as Nodepool's subprocess does)
     postUploadHook: hook === undefined ? null : hook.includes('/') ? ctx.inputPath(hook) : hook,
     imageUploadTimeout: p['image-upload-timeout'] ?? 3600,
@@ -329,7 +343,7 @@ export function buildOpenStackProvider(
     priority: p.priority ?? null,
     cloud: p.cloud,
     regionName,
-    ...cloudTimings(ctx, p),
+    ...cloudTimings(ctx, p, base),
     cleanFloatingIps: p['clean-floating-ips'] ?? false,
     portCleanupInterval: p['port-cleanup-interval'] ?? null,
     imageFormat: cloud.imageFormat,
@@ -363,7 +377,7 @@ export function buildFakeProvider(
     priority: p.priority ?? null,
     cloud: cloudName,
     regionName: p['region-name'] ?? 'fake-region',
-    ...cloudTimings(ctx, p),
+    ...cloudTimings(ctx, p, ['providers', index]),
     imageFormat: cloud?.imageFormat ?? 'qcow2',
     cloudConfig: cloud,
     ...buildCloudParts(ctx, p, ['providers', index], labels, diskimages),

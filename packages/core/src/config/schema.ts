@@ -282,6 +282,12 @@ const openstackShape = {
   'image-upload-timeout': positiveInt().optional(),
   // seconds a port of ours stays DOWN before it is deleted; 0 = never delete
   'port-cleanup-interval': int().min(0, { error: 'expected an integer of at least 0' }).optional(),
+  // nodepool-ts: stop launching in a provider after consecutive failed launches (off when absent)
+  'launch-circuit-breaker': obj({
+    failures: positiveInt().optional(),
+    cooldown: positiveInt().optional(),
+    'max-cooldown': positiveInt().optional(),
+  }).optional(),
   pools: list(cloudPool).optional(),
   diskimages: list(providerDiskimage).optional(),
   'cloud-images': list(cloudImage).optional(),

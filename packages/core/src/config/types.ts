@@ -144,6 +144,18 @@ export interface CloudImage {
   shellType: string | null;
 }
 
+/**
+ * `launch-circuit-breaker` (nodepool-ts, not in Nodepool): after `failures` launches in a row
+ * failed, the provider launches nothing for `cooldown` seconds (requests needing a launch are
+ * declined; READY nodes are still handed out), then tries one launch; each failed trial doubles
+ * the wait up to `maxCooldown`. A successful launch closes it.
+ */
+export interface LaunchCircuitBreaker {
+  failures: number;
+  cooldown: number;
+  maxCooldown: number;
+}
+
 interface ProviderCommon {
   name: string;
   maxConcurrency: number;
@@ -158,6 +170,8 @@ export interface OpenStackProvider extends ProviderCommon {
   bootTimeout: number;
   launchTimeout: number;
   launchRetries: number;
+  /** `launch-circuit-breaker`; null = off (Nodepool's behaviour) */
+  launchCircuitBreaker: LaunchCircuitBreaker | null;
   /** seconds between API calls (Nodepool's `rate`) */
   rate: number;
   hostnameFormat: string;
@@ -186,6 +200,8 @@ export interface FakeProvider extends ProviderCommon {
   bootTimeout: number;
   launchTimeout: number;
   launchRetries: number;
+  /** `launch-circuit-breaker`; null = off (Nodepool's behaviour) */
+  launchCircuitBreaker: LaunchCircuitBreaker | null;
   rate: number;
   hostnameFormat: string;
   imageNameFormat: string;

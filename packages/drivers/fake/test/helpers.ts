@@ -22,6 +22,7 @@ export function fakeConfig(over: Partial<Omit<FakeProvider, 'faults'>> & { fault
     priority: null,
     postUploadHook: null,
     imageUploadTimeout: 3600,
+    launchCircuitBreaker: null,
     cloud: 'fake',
     regionName: null,
     bootTimeout: 60,

@@ -6,6 +6,7 @@
 //   nodepool.label.<l>.nodes.<state>                                 gauges, all 11 states
 //   nodepool.provider.<p>.max_servers                                 gauge
 //   nodepool.provider.<p>.pool.<pool>.addressable_requests            gauge (Nodepool 11.0)
+//   nodepool.provider.<p>.launch_circuit_open                         gauge 1/0 (launch-circuit-breaker)
 //   nodepool.tenant_limits.<tenant>.{instances,cores,ram}             gauges (tenant-resource-limits)
 //   nodepool.provider.<p>.downPorts                                   counter (DOWN ports removed)
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.<status>              timer (ms) + counter, per API call
@@ -30,6 +31,7 @@ import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
 import { taskMetricKey, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
 import type { LaunchAttempt } from '../context.js';
 import type { LauncherEvents } from '../events.js';
+import type { CircuitChange, CircuitState } from '../circuit-breaker.js';
 
 /** The launcher's stats election (election.ts): its winner sends the node gauges. */
 export interface StatsLeadership {
@@ -46,6 +48,8 @@ export interface MetricsHost {
   readonly events: LauncherEvents;
   readonly hostname: string;
   readonly config: Config;
+  /** providers with a `launch-circuit-breaker` */
+  circuitStates?(): ReadonlyMap<string, { readonly state: CircuitState }>;
 }
 
 /** Graphite splits on '.', statsd on ':' (Nodepool replaces both in requestor names). */
@@ -151,6 +155,9 @@ export class LauncherMetrics {
   };
   private readonly onLaunch = (node: Node, provider: string, state: 'ready' | 'failed' | 'aborted', ms: number,
     requestId: string | null) => this.launched(node, provider, state, ms, requestId);
+  private readonly onCircuit = (c: CircuitChange) => {
+    this.statsd?.gauge(`nodepool.provider.${c.provider}.launch_circuit_open`, c.state === 'closed' ? 0 : 1);
+  };
   private readonly onLeader = (leader: boolean) => {
     if (leader) this.nodesChanged();
   };
@@ -274,6 +281,16 @@ export class LauncherMetrics {
       },
     });
     new Gauge({
+      name: 'nodepool_provider_launch_circuit_open',
+      help: '1 while a provider\'s launch circuit breaker suspends its launches (open or in its trial)',
+      labelNames: ['provider'],
+      registers,
+      collect() {
+        this.reset();
+        for (const [p, c] of self.host.circuitStates?.() ?? []) this.set({ provider: p }, c.state === 'closed' ? 0 : 1);
+      },
+    });
+    new Gauge({
       name: 'nodepool_stats_leader',
       help: '1 when this launcher won the stats election and sends the statsd node gauges',
       registers,
@@ -314,6 +331,7 @@ export class LauncherMetrics {
   start(): void {
     this.host.events.on('launch-attempt', this.onAttempt);
     this.host.events.on('launch', this.onLaunch);
+    this.host.events.on('circuit', this.onCircuit);
     const env = this.opts.env ?? process.env;
     const host = env.STATSD_HOST;
     if (!host) return;
@@ -343,6 +361,7 @@ export class LauncherMetrics {
     this.stopped = true;
     this.host.events.off('launch-attempt', this.onAttempt);
     this.host.events.off('launch', this.onLaunch);
+    this.host.events.off('circuit', this.onCircuit);
     this.host.events.off('node', this.onNode);
     this.host.events.off('request', this.onNode);
     this.host.election.off('leader', this.onLeader);
@@ -390,6 +409,9 @@ export class LauncherMetrics {
     for (const [provider, max] of providerMaxServers(this.host.config)) {
       // Python would send `inf`; no statsd backend can store it, so unlimited is not sent
       if (Number.isFinite(max)) statsd.gauge(`nodepool.provider.${provider}.max_servers`, max);
+    }
+    for (const [provider, c] of this.host.circuitStates?.() ?? []) {
+      statsd.gauge(`nodepool.provider.${provider}.launch_circuit_open`, c.state === 'closed' ? 0 : 1);
     }
     for (const [tenant, limits] of this.host.config.tenantResourceLimits) {
       for (const [k, v] of Object.entries(limits)) {
