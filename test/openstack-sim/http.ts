@@ -31,6 +31,8 @@ export interface TokenInfo {
   expiresAt: Date;
   /** the token carries the admin role (tokens of an external Keystone: service users) */
   admin?: boolean;
+  /** issued for this application credential */
+  appCredentialId?: string;
 }
 
 /** A handler's answer; `stream` handlers write the response themselves. */

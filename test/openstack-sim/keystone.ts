@@ -1,11 +1,12 @@
-// Keystone v3: version discovery, password and token authentication with domains, project-scoped
-// tokens with the service catalog, token validation and revocation.
-import { randomBytes } from 'node:crypto';
+// Keystone v3: version discovery, password, token and application credential authentication
+// with domains, project-scoped tokens with the service catalog, token validation and revocation,
+// and a user's application credentials (create, list, show, delete).
+import { randomBytes, randomUUID } from 'node:crypto';
 import {
   HttpError, isoMicro, readJson, serviceError, unauthorized,
   type SimRequest, type SimResponse, type TokenInfo,
 } from './http.js';
-import type { SimProject, SimUser } from './model.js';
+import type { SimAppCredential, SimProject, SimUser } from './model.js';
 import type { OpenStackSim } from './sim.js';
 
 const IDENTITY_VERSION = {
@@ -41,6 +42,8 @@ export async function handleIdentity(sim: OpenStackSim, req: SimRequest): Promis
     const t = sim.requireAuth(req);
     return { status: 200, body: { catalog: catalog(sim, t), links: { self: `${sim.base}/identity/v3/auth/catalog` } } };
   }
+  const appCreds = /^\/v3\/users\/([^/]+)\/application_credentials(?:\/([^/]+))?$/.exec(path);
+  if (appCreds) return applicationCredentials(sim, req, appCreds[1] ?? '', appCreds[2] ?? null);
   if (req.method === 'GET' && path === '/v3/auth/projects') {
     const t = sim.requireAuth(req);
     const user = sim.state.users.get(t.userId);
@@ -96,7 +99,43 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
   const methods = Array.isArray(identity.methods) ? identity.methods : [];
   let user: SimUser | undefined;
   let method: string;
-  if (methods.includes('password')) {
+  let appCred: SimAppCredential | undefined;
+  if (methods.includes('application_credential')) {
+    method = 'application_credential';
+    const ac = obj(identity.application_credential);
+    if (!ac) throw validation("'application_credential' is a required property.");
+    const secret = str(ac.secret);
+    if (secret === null) throw validation("'secret' is a required property.");
+    const id = str(ac.id);
+    if (id !== null) {
+      appCred = sim.state.appCredentials.get(id);
+    } else {
+      const name = str(ac.name);
+      if (name === null) throw validation('Expecting to find id or name in application_credential.');
+      const u = obj(ac.user);
+      if (!u) throw validation('Expecting to find user in application_credential.');
+      const uid = str(u.id);
+      let owner: SimUser | undefined;
+      if (uid !== null) {
+        owner = sim.state.users.get(uid);
+      } else {
+        const uname = str(u.name);
+        const domain = findDomain(sim, obj(u.domain));
+        if (uname === null || domain === null) throw validation('Expecting to find id, or name and domain, in user.');
+        owner = [...sim.state.users.values()].find((x) => x.name === uname && x.domainId === domain);
+      }
+      appCred = owner ? [...sim.state.appCredentials.values()].find((c) => c.userId === owner.id && c.name === name) : undefined;
+    }
+    if (!appCred || appCred.secret !== secret || (appCred.expiresAt !== null && appCred.expiresAt.getTime() <= Date.now())) {
+      throw new HttpError(unauthorized());
+    }
+    // the credential carries its project: it may not ask for another scope
+    if (auth.scope !== undefined) {
+      throw new HttpError(serviceError('identity', 401, 'Application credentials cannot request a scope.'));
+    }
+    user = sim.state.users.get(appCred.userId);
+    if (!user || !user.projects.includes(appCred.projectId)) throw new HttpError(unauthorized());
+  } else if (methods.includes('password')) {
     method = 'password';
     const u = obj(obj(identity.password)?.user);
     if (!u) throw validation("Expecting to find user in password.");
@@ -127,7 +166,9 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
   const scope = obj(auth.scope);
   const projectRef = obj(scope?.project);
   let project: SimProject | undefined;
-  if (projectRef) {
+  if (appCred) {
+    project = sim.state.projects.get(appCred.projectId);
+  } else if (projectRef) {
     const pid = str(projectRef.id);
     if (pid !== null) {
       project = sim.state.projects.get(pid);
@@ -149,6 +190,9 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
   if (!project) throw new HttpError(unauthorized());
 
   const now = new Date();
+  let expiresAt = new Date(now.getTime() + sim.tokenTtlMs);
+  // a token never outlives the application credential it was issued for
+  if (appCred?.expiresAt && appCred.expiresAt < expiresAt) expiresAt = appCred.expiresAt;
   const token: TokenInfo = {
     id: `gAAAAA${randomBytes(90).toString('base64url')}`,
     userId: user.id,
@@ -157,7 +201,8 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
     projectId: project.id,
     projectName: project.name,
     issuedAt: now,
-    expiresAt: new Date(now.getTime() + sim.tokenTtlMs),
+    expiresAt,
+    ...(appCred ? { appCredentialId: appCred.id } : {}),
   };
   sim.tokens.set(token.id, token);
   return { status: 201, headers: { 'X-Subject-Token': token.id }, body: { token: tokenBody(sim, token, [method]) } };
@@ -167,7 +212,8 @@ function validateToken(sim: OpenStackSim, req: SimRequest): SimResponse {
   sim.requireAuth(req);
   const subject = sim.tokenFor(header(req, 'x-subject-token'));
   if (!subject) throw new HttpError(serviceError('identity', 404, 'Could not find token.'));
-  return { status: 200, headers: { 'X-Subject-Token': subject.id }, body: { token: tokenBody(sim, subject, ['password']) } };
+  const methods = [subject.appCredentialId ? 'application_credential' : 'password'];
+  return { status: 200, headers: { 'X-Subject-Token': subject.id }, body: { token: tokenBody(sim, subject, methods) } };
 }
 
 function tokenBody(sim: OpenStackSim, t: TokenInfo, methods: string[]): Record<string, unknown> {
@@ -187,7 +233,79 @@ function tokenBody(sim: OpenStackSim, t: TokenInfo, methods: string[]): Record<s
       { id: 'f1e2d3c4b5a6978877665544332211aa', name: 'reader' },
     ],
     catalog: catalog(sim, t),
+    ...(t.appCredentialId ? { application_credential: appCredentialRef(sim, t.appCredentialId) } : {}),
   };
+}
+
+function appCredentialRef(sim: OpenStackSim, id: string): Record<string, unknown> {
+  const c = sim.state.appCredentials.get(id);
+  return { id, name: c?.name ?? '', restricted: true };
+}
+
+function appCredentialJson(sim: OpenStackSim, c: SimAppCredential, secret: boolean): Record<string, unknown> {
+  return {
+    id: c.id, name: c.name, description: c.description, user_id: c.userId, project_id: c.projectId,
+    expires_at: c.expiresAt ? isoMicro(c.expiresAt) : null, unrestricted: false, access_rules: [],
+    roles: [{ id: 'c2d0f6a5e8b34a1f9e7d6c5b4a3f2e1d', name: 'member', domain_id: null }],
+    links: { self: `${sim.base}/identity/v3/users/${c.userId}/application_credentials/${c.id}` },
+    ...(secret ? { secret: c.secret } : {}),
+  };
+}
+
+/**
+ * Creates an application credential of `userId` on `projectId` (Keystone generates the secret
+ * when none is given). Names are unique per user.
+ */
+export function createAppCredential(sim: OpenStackSim, userId: string, projectId: string,
+  opts: { name: string; secret?: string; description?: string; expiresAt?: Date | null }): SimAppCredential {
+  for (const c of sim.state.appCredentials.values()) {
+    if (c.userId === userId && c.name === opts.name) {
+      throw new HttpError(serviceError('identity', 409, 'Conflict occurred attempting to store application_credential - Duplicate entry.'));
+    }
+  }
+  const c: SimAppCredential = {
+    id: randomUUID().replace(/-/g, ''), name: opts.name, secret: opts.secret ?? randomBytes(48).toString('base64url'),
+    userId, projectId, description: opts.description ?? '', expiresAt: opts.expiresAt ?? null,
+  };
+  sim.state.appCredentials.set(c.id, c);
+  return c;
+}
+
+/** `/v3/users/{user_id}/application_credentials[/{id}]`: a user manages their own credentials. */
+async function applicationCredentials(sim: OpenStackSim, req: SimRequest, userId: string, id: string | null): Promise<SimResponse> {
+  const t = sim.requireAuth(req);
+  if (t.userId !== userId) throw new HttpError(serviceError('identity', 403, 'You are not authorized to perform the requested action.'));
+  if (t.appCredentialId) {
+    // a restricted application credential cannot make others
+    throw new HttpError(serviceError('identity', 403, 'Using method \'application_credential\' is not allowed for managing additional application credentials.'));
+  }
+  if (id === null && req.method === 'POST') {
+    const ac = obj((await readJson(req)).application_credential);
+    const name = str(ac?.name);
+    if (!ac || name === null) throw validation("'name' is a required property.");
+    const expires = str(ac.expires_at);
+    const c = createAppCredential(sim, userId, t.projectId, {
+      name, ...(str(ac.secret) !== null ? { secret: str(ac.secret) ?? '' } : {}), description: str(ac.description) ?? '',
+      expiresAt: expires !== null ? new Date(expires) : null,
+    });
+    return { status: 201, body: { application_credential: appCredentialJson(sim, c, true) } };
+  }
+  const mine = [...sim.state.appCredentials.values()].filter((c) => c.userId === userId);
+  if (id === null && req.method === 'GET') {
+    const name = req.query.get('name');
+    const list = mine.filter((c) => name === null || c.name === name);
+    return { status: 200, body: { application_credentials: list.map((c) => appCredentialJson(sim, c, false)), links: {} } };
+  }
+  const c = mine.find((x) => x.id === id);
+  if (!c) throw new HttpError(serviceError('identity', 404, `Could not find application credential: ${id ?? ''}.`));
+  if (req.method === 'GET') return { status: 200, body: { application_credential: appCredentialJson(sim, c, false) } };
+  if (req.method === 'DELETE') {
+    sim.state.appCredentials.delete(c.id);
+    // its tokens die with it
+    for (const [tid, tok] of sim.tokens) if (tok.appCredentialId === c.id) sim.tokens.delete(tid);
+    return { status: 204 };
+  }
+  return serviceError('identity', 405, 'The method is not allowed for the requested URL.');
 }
 
 const SERVICES: { type: string; name: string; id: string; path: (t: TokenInfo) => string }[] = [

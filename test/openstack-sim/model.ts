@@ -13,6 +13,18 @@ export interface SimUser {
 
 export interface SimDomain { id: string; name: string }
 
+/** A Keystone application credential: authenticates as its user, scoped to its project. */
+export interface SimAppCredential {
+  id: string;
+  name: string;
+  secret: string;
+  userId: string;
+  projectId: string;
+  description: string;
+  /** null: never expires */
+  expiresAt: Date | null;
+}
+
 export interface SimProject { id: string; name: string; domainId: string }
 
 export interface SimFlavor {
@@ -210,6 +222,7 @@ export interface SimState {
   domains: Map<string, SimDomain>;
   projects: Map<string, SimProject>;
   users: Map<string, SimUser>;
+  appCredentials: Map<string, SimAppCredential>;
   flavors: Map<string, SimFlavor>;
   azs: string[];
   networks: Map<string, SimNetwork>;

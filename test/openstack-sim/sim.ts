@@ -6,7 +6,9 @@
 //
 // In-process: `const sim = new OpenStackSim(); await sim.start(); sim.authUrl; sim.setFaults(...)`.
 // Out of process: scripts/openstack-sim.sh (main.ts) and the admin API under /_sim/.
+// With `tls` it serves HTTPS (every service, the catalog's URLs included) with that certificate.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -15,9 +17,9 @@ import {
 } from './http.js';
 import {
   defaultFaults, type FaultRule, type SimFaults, type SimFlavor, type SimLimits, type SimNetwork,
-  type SimServer, type SimState,
+  type SimAppCredential, type SimServer, type SimState,
 } from './model.js';
-import { handleIdentity } from './keystone.js';
+import { createAppCredential, handleIdentity } from './keystone.js';
 import { handleCompute, activateServer, finishDelete } from './nova.js';
 import { handleImage } from './glance.js';
 import { handleNetwork } from './neutron.js';
@@ -48,6 +50,8 @@ export interface SimOptions {
    * simulator then stands in for one service of a real cloud (Neutron for a real Nova).
    */
   externalKeystone?: string | null;
+  /** serve HTTPS with this certificate (chain) and key, PEM text */
+  tls?: { cert: string; key: string } | null;
 }
 
 /** Credentials of the two users the simulator always has. */
@@ -111,7 +115,9 @@ export class OpenStackSim {
   async start(): Promise<void> {
     if (this.server) return;
     await this.ssh?.start();
-    const server = createServer((req, res) => void this.handle(req, res));
+    const tls = this.options.tls;
+    const handler = (req: IncomingMessage, res: ServerResponse): void => void this.handle(req, res);
+    const server: Server = tls ? createHttpsServer({ cert: tls.cert, key: tls.key }, handler) : createServer(handler);
     server.keepAliveTimeout = 5000;
     server.on('connection', (sock: Socket) => {
       if (this.faults.down) {
@@ -127,7 +133,7 @@ export class OpenStackSim {
     });
     const addr = server.address();
     if (addr === null || typeof addr === 'string') throw new Error('simulator: no TCP address');
-    this.baseUrl = `http://${this.host}:${addr.port}`;
+    this.baseUrl = `${tls ? 'https' : 'http'}://${this.host}:${addr.port}`;
     this.server = server;
   }
 
@@ -190,6 +196,16 @@ export class OpenStackSim {
     }, Math.max(0, ms));
     t.unref();
     this.timers.add(t);
+  }
+
+  /**
+   * An application credential of a user (by name) on their project, as `openstack application
+   * credential create` makes it; `expiresAt` limits it and the tokens issued for it.
+   */
+  createAppCredential(username: string, name: string, opts: { secret?: string; expiresAt?: Date | null } = {}): SimAppCredential {
+    const user = [...this.state.users.values()].find((u) => u.name === username);
+    if (!user) throw new Error(`no user ${username}`);
+    return createAppCredential(this, user.id, user.projects[0] ?? '', { name, ...opts });
   }
 
   /** A project by name or id with its domain, for tests creating foreign servers. */
@@ -416,7 +432,8 @@ export class OpenStackSim {
   private initialState(opts: SimOptions): SimState {
     const now = new Date();
     const state: SimState = {
-      domains: new Map(), projects: new Map(), users: new Map(), flavors: new Map(), azs: opts.azs ?? ['nova'],
+      domains: new Map(), projects: new Map(), users: new Map(), appCredentials: new Map(), flavors: new Map(),
+      azs: opts.azs ?? ['nova'],
       networks: new Map(), ports: new Map(), floatingIps: new Map(), securityGroups: new Map(),
       servers: new Map(), images: new Map(), keypairs: new Map(),
       limits: {
