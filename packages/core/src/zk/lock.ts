@@ -1,7 +1,9 @@
 // kazoo's Lock recipe, reproduced so that Nodepool, Zuul and the Python CLI see our contenders
 // and we see theirs (§1.5): `<lock path>/<uuid4 hex>__lock__<seq>` EPHEMERAL|SEQUENTIAL with the
 // identifier as data, the lowest sequence holds the lock, a waiter watches only its immediate
-// predecessor. The lock directory is created on demand and never removed.
+// predecessor. The lock directory is created on demand and never removed. kazoo's
+// `acquire(ephemeral=False)` is the `persistent` option: the contender outlives our session (the
+// metastatic driver holds its backing nodes that way across launcher restarts).
 import { randomUUID } from 'node:crypto';
 import { LockError, LockTimeoutError, ZkError, isRetryable } from './errors.js';
 import { paths } from './paths.js';
@@ -62,11 +64,28 @@ export class Lock implements SessionBound {
   private nodeGen = -1;
   private acquired = false;
   private acquiring = false;
+  /** kazoo's ephemeral=False: a PERSISTENT_SEQUENTIAL contender, not tied to the session */
+  private readonly persistent: boolean;
 
-  constructor(private readonly zk: ZkSession, path: string, identifier?: string) {
+  constructor(private readonly zk: ZkSession, path: string, identifier?: string, opts: { persistent?: boolean } = {}) {
     this.path = path;
     this.data = Buffer.from(identifier ?? '', 'utf8');
     this.prefix = `${randomUUID().replace(/-/g, '')}__lock__`;
+    this.persistent = opts.persistent === true;
+  }
+
+  private get contenderMode(): 'ephemeral_sequential' | 'persistent_sequential' {
+    return this.persistent ? 'persistent_sequential' : 'ephemeral_sequential';
+  }
+
+  /** Our contender still exists in the current session (a persistent one in any session). */
+  private contenderValid(gen: number): boolean {
+    return this.persistent || gen === this.zk.sessionGeneration;
+  }
+
+  /** A persistent lock is not released by a lost session: it needs no session notifications. */
+  private bindSession(): void {
+    if (!this.persistent) this.zk.bind(this);
   }
 
   get isAcquired(): boolean {
@@ -132,7 +151,7 @@ export class Lock implements SessionBound {
     const gen = this.nodeGen;
     this.acquired = false;
     this.node = null;
-    this.zk.unbind(this);
+    if (!this.persistent) this.zk.unbind(this);
     if (node !== null) await this.deleteContender(node, gen);
   }
 
@@ -159,12 +178,12 @@ export class Lock implements SessionBound {
     if (!this.acquired) return;
     this.acquired = false;
     this.node = null;
-    this.zk.unbind(this);
+    if (!this.persistent) this.zk.unbind(this);
   }
 
   /** Our contender's full path while we hold the lock in the current session, else null. */
   get heldContenderPath(): string | null {
-    if (!this.acquired || this.node === null || this.nodeGen !== this.zk.sessionGeneration) return null;
+    if (!this.acquired || this.node === null || !this.contenderValid(this.nodeGen)) return null;
     return paths.child(this.path, this.node);
   }
 
@@ -177,13 +196,13 @@ export class Lock implements SessionBound {
     try {
       const [, created] = await this.zk.multi([
         { op: 'create', path: this.path },
-        { op: 'create', path: paths.child(this.path, this.prefix), data: this.data, mode: 'ephemeral_sequential' },
+        { op: 'create', path: paths.child(this.path, this.prefix), data: this.data, mode: this.contenderMode },
       ]);
-      if (created?.path == null || gen !== this.zk.sessionGeneration) return -1;
+      if (created?.path == null || (!this.persistent && gen !== this.zk.sessionGeneration)) return -1;
       this.node = paths.basename(created.path);
       this.nodeGen = gen;
       this.acquired = true;
-      this.zk.bind(this);
+      this.bindSession();
       return true;
     } catch (err) {
       // The directory exists (the usual case for a second locker) or a parent is missing: nothing
@@ -202,17 +221,18 @@ export class Lock implements SessionBound {
     let prefetched: string[] | null = null;
     for (;;) {
       try {
-        if (this.node === null || this.nodeGen !== this.zk.sessionGeneration) {
+        if (this.node === null || !this.contenderValid(this.nodeGen)) {
           const gen = this.zk.sessionGeneration;
           let found: string | null = null;
-          if (triedGen === gen) found = await this.findNode();
+          // (a persistent contender whose create reply was lost may exist from any session)
+          if (triedGen === gen || (this.persistent && triedGen !== -1)) found = await this.findNode();
           triedGen = gen;
           if (found === null) {
             // The children listing is sent right behind the create, without waiting for it: the
             // server answers one session's requests in order, so the listing already holds our
             // contender (one round trip instead of two). If the create had to make the lock
             // directory first, the listing predates it and is not used.
-            const created = this.zk.create(paths.child(this.path, this.prefix), this.data, 'ephemeral_sequential', true);
+            const created = this.zk.create(paths.child(this.path, this.prefix), this.data, this.contenderMode, true);
             const listed = this.zk.listChildren(this.path).catch(() => null);
             this.node = paths.basename(await created);
             prefetched = await listed;
@@ -226,10 +246,10 @@ export class Lock implements SessionBound {
           const children = prefetched !== null && prefetched.includes(own) ? prefetched : await this.zk.getChildren(this.path);
           prefetched = null;
           const pred = predecessorOf(children, own);
-          if (pred === NOT_A_CONTENDER || this.nodeGen !== this.zk.sessionGeneration) throw new Retry();
+          if (pred === NOT_A_CONTENDER || !this.contenderValid(this.nodeGen)) throw new Retry();
           if (pred === null) {
             this.acquired = true;
-            this.zk.bind(this);
+            this.bindSession();
             return true;
           }
           if (!blocking) return false;
@@ -297,7 +317,7 @@ export class Lock implements SessionBound {
     const gen = this.nodeGen;
     this.node = null;
     try {
-      const name = node ?? (gen === this.zk.sessionGeneration ? await this.findNode() : null);
+      const name = node ?? (this.contenderValid(gen) ? await this.findNode() : null);
       if (name !== null) await this.deleteContender(name, gen);
     } catch {
       // best effort, as in kazoo: an ephemeral contender dies with the session anyway
@@ -306,7 +326,7 @@ export class Lock implements SessionBound {
 
   private async deleteContender(node: string, gen: number): Promise<void> {
     for (;;) {
-      if (gen !== this.zk.sessionGeneration || this.zk.isClosed) return; // gone with its session
+      if (!this.contenderValid(gen) || this.zk.isClosed) return; // gone with its session
       try {
         await this.zk.deleteIfExists(paths.child(this.path, node));
         return;

@@ -8,7 +8,7 @@ import {
 } from '../model/index.js';
 import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
 import { ImageDataError, LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
-import { CONTENDER_RE, Lock, type AcquireOptions } from './lock.js';
+import { CONTENDER_RE, Lock, sortContenders, type AcquireOptions } from './lock.js';
 import { LOCK_CHILD, paths } from './paths.js';
 import { ZkSession, statTimeMs, type MultiOp, type RawEvent } from './session.js';
 
@@ -66,6 +66,17 @@ export class ZooKeeper extends ZkSession {
 
   async getNodeRequest(id: string): Promise<NodeRequest | null> {
     return requestFromData(id, await this.getData(paths.request(id)));
+  }
+
+  /**
+   * A request read with a watch for its next change or deletion: `gone` when the znode does not
+   * exist (no watch is left then: a request id is never used again), `request` null when its
+   * data is not a request.
+   */
+  async watchNodeRequest(id: string, watcher: (ev: RawEvent) => void): Promise<{ gone: boolean; request: NodeRequest | null }> {
+    const got = await this.getDataStat(paths.request(id), watcher);
+    if (got === null) return { gone: true, request: null };
+    return { gone: false, request: requestFromData(id, got.data) };
   }
 
   /** Request ids, sorted lexically (= by priority, then sequence). */
@@ -306,6 +317,44 @@ export class ZooKeeper extends ZkSession {
       await lock.release();
       return false;
     }
+    return true;
+  }
+
+  /**
+   * Nodepool's `lockNode(node, ephemeral=False, identifier=...)`: a kazoo-compatible contender
+   * that is PERSISTENT (it outlives our session and the launcher) with `identifier` as its data.
+   * Blocking by default (the metastatic driver waits 30 s, as Nodepool does). Nothing is kept on
+   * our side: the holder is recognised by `getNodeLockContenders` and released by
+   * `forceUnlockNode`, by this or any later process.
+   */
+  async lockNodePersistent(id: string, identifier: string, opts: { blocking?: boolean; timeoutMs?: number } = {}): Promise<boolean> {
+    const lock = new Lock(this, paths.nodeLock(id), identifier, { persistent: true });
+    return lock.acquire({ blocking: opts.blocking ?? true, timeoutMs: opts.timeoutMs });
+  }
+
+  /**
+   * The identifiers (contender data) of a node lock in lock order, the holder first, as kazoo's
+   * `Lock.contenders()` returns them; [] when nobody holds or waits for it.
+   */
+  async getNodeLockContenders(id: string): Promise<string[]> {
+    return new Lock(this, paths.nodeLock(id)).contenders();
+  }
+
+  /**
+   * Nodepool's `forceUnlockNode`: delete the lowest contender of a node lock (its holder, for a
+   * plain exclusive lock), whoever created it. With `identifier`, only when the holder's data is
+   * that identifier. True when a contender was deleted.
+   */
+  async forceUnlockNode(id: string, identifier?: string): Promise<boolean> {
+    const lockPath = paths.nodeLock(id);
+    const holder = sortContenders(await this.getChildren(lockPath))[0];
+    if (holder === undefined) return false;
+    const path = paths.child(lockPath, holder);
+    if (identifier !== undefined) {
+      const data = await this.getData(path);
+      if (data === null || data.toString('utf8') !== identifier) return false;
+    }
+    await this.deleteIfExists(path);
     return true;
   }
 

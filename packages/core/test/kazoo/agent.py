@@ -34,7 +34,8 @@ def main():
                 lock = locks[cmd["name"]]
                 try:
                     got = lock.acquire(blocking=cmd.get("blocking", True),
-                                       timeout=cmd.get("timeout"))
+                                       timeout=cmd.get("timeout"),
+                                       ephemeral=cmd.get("ephemeral", True))
                     reply({"ok": got})
                 except LockTimeout:
                     reply({"error": "LockTimeout"})
