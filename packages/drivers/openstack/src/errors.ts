@@ -69,6 +69,8 @@ export interface ErrorContext {
   operation: string;
   /** `compute GET /servers/detail` */
   call: string;
+  /** the URL called (or the service's catalog URL), named when its TLS certificate is refused */
+  url?: string;
   secrets: Iterable<string>;
 }
 
@@ -95,11 +97,26 @@ export function httpError(ctx: ErrorContext, failure: HttpFailure): ProviderErro
   return new ProviderError(ctx.provider, 'fatal', message, opts);
 }
 
-/** A failure before any HTTP status: refused, reset, DNS, timeout. */
+/** OpenSSL's and Node's codes for a server certificate that was not accepted. */
+const TLS_CERT_CODES = new Set([
+  'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'INVALID_CA', 'INVALID_PURPOSE',
+  'ERR_TLS_CERT_ALTNAME_INVALID', 'HOSTNAME_MISMATCH',
+]);
+
+/** A failure before any HTTP status: refused, reset, DNS, timeout, a TLS certificate refused. */
 export function transportError(ctx: ErrorContext, err: unknown): ProviderError {
   const e = err as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
   const text = typeof e?.message === 'string' ? e.message : String(err);
+  if (TLS_CERT_CODES.has(code)) {
+    // a configuration problem (the CA bundle), not an outage: retrying will not help
+    return new ProviderError(ctx.provider, 'fatal', redact(
+      `cloud ${ctx.cloud}: the TLS certificate of ${ctx.url ?? ctx.call} is not trusted (${code}: ${text}; ${ctx.call}); `
+      + 'set cacert in clouds.yaml to the CA bundle that signed it (or verify: false to skip the check)',
+      ctx.secrets), { operation: ctx.operation });
+  }
   const unreachable = NETWORK_CODES.has(code) || /socket hang up|ECONNREFUSED|ECONNRESET|ETIMEDOUT/.test(text);
   const message = redact(unreachable
     ? `cloud ${ctx.cloud} is unreachable (${ctx.call}: ${code || text})`

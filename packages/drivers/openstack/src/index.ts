@@ -7,6 +7,8 @@ export {
 export type { OpenStackProviderOptions } from './provider.js';
 export type { ApiCallEvent, ServiceType } from './session.js';
 export { keystoneBase, clientOptions } from './session.js';
+export { keystoneAuth, cloudTls } from './auth.js';
+export type { KeystoneAuth, AuthMethod, CloudTls } from './auth.js';
 export { classifyAddresses, isPrivateIpv4 } from './addresses.js';
 export type { NetworkRef, ServerAddresses } from './addresses.js';
 export { createServerBody } from './nova.js';

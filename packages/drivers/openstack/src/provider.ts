@@ -173,6 +173,11 @@ export class OpenStackProviderManager implements ProviderManager {
       this.log.error({ provider: this.name }, `provider ${this.name}: ${this.startError.message}`);
       return;
     }
+    const tls = this.session.tls;
+    if (tls && !tls.verify) {
+      this.log.warn({ provider: this.name }, `provider ${this.name}: TLS certificates of cloud ${this.config.cloud} are not verified `
+        + `(verify: false or insecure: true in clouds.yaml)${tls.cacertFile ? `; its cacert ${tls.cacertFile} is not used` : ''}`);
+    }
     // A moment later, so short-lived users (the CLI) stop before it begins.
     if (this.opts.validateOnStart !== false) {
       this.validateTimer = setTimeout(() => void this.validate(), VALIDATE_DELAY_MS);

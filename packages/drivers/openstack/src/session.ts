@@ -1,9 +1,13 @@
-// One authenticated session per provider: pkgcloud's Keystone v3 identity (password auth with
-// user and project domains) shared by pkgcloud's compute and network clients and by this
-// driver's own small API modules (nova.ts, glance.ts, neutron.ts), which reuse its token and
-// service catalog over node:http. Every API call — pkgcloud's or ours — goes through the
-// provider's RateLimiter, has a timeout, is reported to onApiCall (for `nodepool.task.*` stats
-// and call counting) and fails as a classified, redacted ProviderError.
+// One authenticated session per provider: one Keystone v3 token (password or application
+// credential, see auth.ts) and its service catalog, shared by pkgcloud's compute and network
+// clients and by this driver's own small API modules (nova.ts, glance.ts, neutron.ts), which
+// call over node:http(s). The token request is ours (pkgcloud's identity knows neither
+// application credentials nor a CA bundle); its answer is handed to pkgcloud's identity object,
+// so pkgcloud's clients use the same token and catalog and their re-authorization comes back
+// here. Every API call — pkgcloud's or ours — goes through the provider's RateLimiter, has a
+// timeout, is reported to onApiCall (for `nodepool.task.*` stats and call counting) and fails as
+// a classified, redacted ProviderError. HTTPS trusts the cloud's `cacert` (or does not verify,
+// `verify: false`) through this session's own agents: nothing process-wide is changed.
 //
 // pkgcloud (and its `request`-era dependencies) is imported on first use, so a launcher, builder
 // or CLI without an OpenStack provider never loads it.
@@ -15,7 +19,8 @@ import { ProviderAbortedError, ProviderError, ProviderTimeoutError, type RateLim
 import type {
   Abortable, Callback, ComputeClient, Identity, NetworkClient, OpenStackClientOptions, PkgcloudHttpError,
 } from 'pkgcloud';
-import { httpError, redact, transportError, type ErrorContext } from './errors.js';
+import { authSecret, cloudTls, keystoneAuth, type CloudTls, type KeystoneAuth } from './auth.js';
+import { errorMessage, httpError, redact, transportError, type ErrorContext } from './errors.js';
 
 export type ServiceType = 'identity' | 'compute' | 'image' | 'network';
 
@@ -44,6 +49,8 @@ export interface SessionOptions {
 
 export interface HttpCall {
   operation: string;
+  /** send no X-Auth-Token (the token request itself) */
+  anonymous?: boolean;
   /** stats name, e.g. `servers` */
   name: string;
   /** JSON request body */
@@ -144,12 +151,19 @@ export class OpenStackSession {
   private computeClient: ComputeClient | null = null;
   private networkClient: NetworkClient | null = null;
   private identity: Identity | null = null;
-  private rawAuthorize: ((cb: (err: PkgcloudHttpError | null) => void) => void) | null = null;
+  /** the token request of this cloud (worked out by open()) */
+  private keystone: KeystoneAuth | null = null;
+  /** how HTTPS is verified (worked out by open()) */
+  tls: CloudTls | null = null;
   private authPromise: Promise<void> | null = null;
+  /** while authenticate() points the pkgcloud clients at the new catalog */
+  private resolvingClients = false;
   /** the token the clients' service URLs were last resolved with */
   private authedToken: string | null = null;
   private readonly agent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private httpsAgent: https.Agent;
+  /** the agents pkgcloud's `request` creates for this session (with our CA), by request's pool key */
+  private readonly requestPool: Record<string, http.Agent> = {};
   private readonly inflight = new Set<http.ClientRequest>();
   private closed = false;
 
@@ -160,39 +174,66 @@ export class OpenStackSession {
     this.limiter = opts.limiter;
     this.apiTimeoutMs = opts.apiTimeoutMs ?? DEFAULT_API_TIMEOUT_MS;
     this.onApiCall = opts.onApiCall;
+    const secret = authSecret(opts.cloud);
+    if (secret) this.secrets.add(secret);
     if (opts.cloud.password) this.secrets.add(opts.cloud.password);
     this.agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 32, rejectUnauthorized: opts.cloud.raw.verify !== false });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
-  /** Creates the pkgcloud clients; makes no API call (credentials are checked on first use). */
+  /**
+   * Works out the token request and the TLS settings (reading `cacert`) and creates the pkgcloud
+   * clients; makes no API call (credentials are checked on first use). A clouds.yaml entry that
+   * cannot work (no auth_url, a credential missing, an unreadable CA bundle) is a fatal
+   * ProviderError naming the cloud and its file.
+   */
   async open(): Promise<void> {
     if (this.computeClient) return;
     const pkgcloud = await loadPkgcloud();
     let options: OpenStackClientOptions;
     try {
       options = clientOptions(this.cloud, this.region);
+      this.keystone = keystoneAuth(this.cloud);
+      this.tls = cloudTls(this.cloud);
     } catch (err) {
-      throw new ProviderError(this.provider, 'fatal', (err as Error).message, { operation: 'start' });
+      throw new ProviderError(this.provider, 'fatal', redact((err as Error).message, this.secrets), { operation: 'start' });
     }
+    const tls = this.tls;
+    this.httpsAgent.destroy();
+    this.httpsAgent = new https.Agent({
+      keepAlive: true, maxSockets: 32, rejectUnauthorized: tls.verify, ...(tls.ca !== null ? { ca: tls.ca } : {}),
+    });
     const compute = pkgcloud.providers.openstack.compute.createClient(options);
     const identity = compute._identity;
     // One identity (one token) for every client; `new` on a function returning an object
     // yields that object, which is how pkgcloud's `identity` option can share an instance.
     const shared = function sharedIdentity(): Identity { return identity; } as unknown as new (o: Record<string, unknown>) => Identity;
     const network = pkgcloud.providers.openstack.network.createClient({ ...options, identity: shared });
-    const original = identity.authorize.bind(identity);
-    this.rawAuthorize = (cb) => original(cb as Callback<void>);
     // pkgcloud authorizes inline when it thinks the token is stale; route that through ours so
     // concurrent calls share one token request and it is rate limited and counted.
     identity.authorize = (o: Record<string, unknown> | Callback<void>, cb?: (err: PkgcloudHttpError | null) => void) => {
       const callback = typeof o === 'function' ? o as (err: PkgcloudHttpError | null) => void : cb;
-      if (this.tokenValid()) {
+      if (this.tokenValid() || this.resolvingClients) {
         process.nextTick(() => callback?.(null));
         return;
       }
       this.ensureAuth('authorize').then(() => callback?.(null), (err: unknown) => callback?.(err as PkgcloudHttpError));
     };
+    if (tls.ca !== null || !tls.verify) {
+      // pkgcloud's calls go through `request`, which takes a CA per call and keeps the agents it
+      // makes for it in the `pool` it is given: a hook of each client (run before every request)
+      // gives it ours, so this cloud's CA is trusted by this session's calls only.
+      for (const client of [compute, network]) {
+        client.before ??= [];
+        client.before.push((req: Record<string, unknown>) => {
+          if (tls.ca !== null) req.ca = tls.ca;
+          req.strictSSL = tls.verify;
+          req.pool = this.requestPool;
+          req.agentOptions = { keepAlive: true, maxSockets: 32 };
+          return req;
+        });
+      }
+    }
     this.computeClient = compute;
     this.networkClient = network;
     this.identity = identity;
@@ -204,15 +245,23 @@ export class OpenStackSession {
     this.inflight.clear();
     this.agent.destroy();
     this.httpsAgent.destroy();
+    for (const a of Object.values(this.requestPool)) a.destroy();
   }
 
-  private ctx(operation: string, call: string): ErrorContext {
-    return { provider: this.provider, cloud: this.cloud.name, operation, call, secrets: this.secrets };
+  private ctx(operation: string, call: string, url?: string): ErrorContext {
+    return { provider: this.provider, cloud: this.cloud.name, operation, call, secrets: this.secrets, ...(url ? { url } : {}) };
   }
 
+  /**
+   * A token that is not about to expire: renewed 30 s before its end (keystoneauth's stale
+   * window), or half way through its life when it lives less than a minute.
+   */
   private tokenValid(): boolean {
     const t = this.identity?.token;
-    return !!t && !!t.id && t.expires instanceof Date && t.expires.getTime() - Date.now() > EARLY_TOKEN_MS;
+    if (!t || !t.id || !(t.expires instanceof Date)) return false;
+    const issued = t.issued_at instanceof Date ? t.issued_at.getTime() : Number.NaN;
+    const margin = Number.isFinite(issued) ? Math.min(EARLY_TOKEN_MS, (t.expires.getTime() - issued) / 2) : EARLY_TOKEN_MS;
+    return t.expires.getTime() - Date.now() > margin;
   }
 
   /** Forget the token (after a 401): the next call authenticates again. */
@@ -230,29 +279,72 @@ export class OpenStackSession {
 
   private async authenticate(operation: string): Promise<void> {
     const identity = this.identity;
-    const rawAuthorize = this.rawAuthorize;
-    if (!identity || !rawAuthorize || this.closed) throw new ProviderAbortedError(this.provider, operation);
-    const call = `identity POST ${keystoneBase(this.cloud.authUrl ?? '')}/v3/auth/tokens`;
-    if (!this.tokenValid()) {
-      await this.limiter.run(() => this.callback<void>('identity', 'POST', 'tokens', operation, call,
-        (cb) => { rawAuthorize(cb as (err: PkgcloudHttpError | null) => void); return undefined; }), { operation });
-    }
+    if (!identity || this.closed) throw new ProviderAbortedError(this.provider, operation);
+    if (!this.tokenValid()) await this.limiter.run(() => this.requestToken(identity, operation), { operation });
     const token = identity.token;
     if (!token?.id) throw new ProviderError(this.provider, 'fatal', `cloud ${this.cloud.name}: Keystone returned no token`, { operation });
-    this.secrets.add(token.id);
     if (this.region === null) this.region = this.catalogRegion();
-    for (const client of [this.computeClient, this.networkClient]) {
-      if (!client) continue;
-      if (this.region !== null) client.region = this.region;
-      try {
-        await new Promise<void>((resolve, reject) => client.auth((err) => (err ? reject(err) : resolve())));
-      } catch (err) {
-        throw new ProviderError(this.provider, 'fatal', redact(
-          `cloud ${this.cloud.name}: the service catalog has no ${client === this.computeClient ? 'compute' : 'network'} endpoint${this.region ? ` in region ${this.region}` : ''} (${(err as Error).message})`,
-          this.secrets), { operation });
+    this.resolvingClients = true;
+    try {
+      for (const client of [this.computeClient, this.networkClient]) {
+        if (!client) continue;
+        if (this.region !== null) client.region = this.region;
+        try {
+          await new Promise<void>((resolve, reject) => client.auth((err) => (err ? reject(err) : resolve())));
+        } catch (err) {
+          throw new ProviderError(this.provider, 'fatal', redact(
+            `cloud ${this.cloud.name}: the service catalog has no ${client === this.computeClient ? 'compute' : 'network'} endpoint${this.region ? ` in region ${this.region}` : ''} (${(err as Error).message})`,
+            this.secrets), { operation });
+        }
       }
+    } finally {
+      this.resolvingClients = false;
     }
     this.authedToken = token.id;
+  }
+
+  /**
+   * `POST /v3/auth/tokens` with this cloud's credential (password or application credential),
+   * over this session's agents (so `cacert`/`verify` apply to Keystone too). The answer — token,
+   * expiry, project, catalog — is handed to pkgcloud's identity, which its clients read.
+   */
+  private async requestToken(identity: Identity, operation: string): Promise<void> {
+    const keystone = this.keystone;
+    if (!keystone) throw new ProviderAbortedError(this.provider, operation);
+    const authUrl = keystoneBase(this.cloud.authUrl ?? '');
+    const url = new URL(`${authUrl}/v3/auth/tokens`);
+    const call = `identity POST ${url.href}`;
+    const result = await this.send('identity', 'POST', url, call,
+      { operation, name: 'tokens', json: keystone.body, anonymous: true });
+    if (result.status === 401 && keystone.method === 'application_credential') {
+      const said = errorMessage(result.body);
+      throw new ProviderError(this.provider, 'fatal', redact(
+        `cloud ${this.cloud.name}: authentication failed for ${keystone.describe} at ${this.cloud.authUrl ?? authUrl} `
+        + `(${call}: HTTP 401${said ? `: ${said}` : ''}); check its application_credential_id/name and `
+        + `application_credential_secret in ${this.cloud.file}, and that it has not expired or been deleted`,
+        this.secrets), { operation });
+    }
+    if (result.status < 200 || result.status >= 300) {
+      throw httpError(this.ctx(operation, call, url.href), { status: result.status, body: result.body });
+    }
+    const subject = result.headers['x-subject-token'];
+    const tokenId = Array.isArray(subject) ? subject[0] : subject;
+    const body = result.body as { token?: { project?: { id?: unknown } } } | null;
+    if (!tokenId || body === null || typeof body !== 'object' || !body.token) {
+      throw new ProviderError(this.provider, 'fatal', `cloud ${this.cloud.name}: Keystone returned no token (${call}: HTTP ${result.status})`, { operation });
+    }
+    this.secrets.add(tokenId);
+    if (!body.token.project?.id) {
+      throw new ProviderError(this.provider, 'fatal',
+        `cloud ${this.cloud.name}: the token Keystone issued for ${keystone.describe} is not scoped to a project; `
+        + `set auth.project_name or auth.project_id in ${this.cloud.file}`, { operation });
+    }
+    try {
+      identity._parseIdentityResponse(body, { 'x-subject-token': tokenId });
+    } catch (err) {
+      throw new ProviderError(this.provider, 'fatal', redact(
+        `cloud ${this.cloud.name}: cannot read Keystone's token answer (${call}): ${(err as Error).message}`, this.secrets), { operation });
+    }
   }
 
   /** First region of the catalog's compute endpoints, for clouds.yaml entries naming none. */
@@ -278,6 +370,15 @@ export class OpenStackSession {
       throw new ProviderError(this.provider, 'fatal',
         `cloud ${this.cloud.name}: the service catalog has no ${service} endpoint${this.region ? ` in region ${this.region}` : ''}`,
         { operation });
+    }
+  }
+
+  /** The catalog URL of a service, or undefined (for naming the endpoint in TLS failures). */
+  private endpointUrl(service: ServiceType): string | undefined {
+    try {
+      return this.identity?.serviceCatalog ? this.endpoint(service, 'describe') : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -351,7 +452,7 @@ export class OpenStackSession {
             const status = typeof err.statusCode === 'number' ? err.statusCode : null;
             finish(status, status !== null
               ? httpError(this.ctx(operation, call), { status, body: err.result })
-              : transportError(this.ctx(operation, call), err));
+              : transportError(this.ctx(operation, call, this.endpointUrl(service)), err));
           } else {
             finish(successStatus(service, method), null, value);
           }
@@ -396,7 +497,7 @@ export class OpenStackSession {
       const headers: Record<string, string> = {
         Accept: 'application/json',
         'User-Agent': 'nodepool-ts',
-        'X-Auth-Token': this.identity?.token?.id ?? '',
+        ...(opts.anonymous ? {} : { 'X-Auth-Token': this.identity?.token?.id ?? '' }),
         ...(opts.headers ?? {}),
       };
       let payload: Buffer | null = null;
@@ -409,6 +510,7 @@ export class OpenStackSession {
         if (opts.contentLength !== undefined) headers['Content-Length'] = String(opts.contentLength);
       }
       const lib = url.protocol === 'https:' ? https : http;
+      const target = `${url.origin}${url.pathname}`;
       let settled = false;
       const finish = (status: number | null, err: ProviderError | null, result?: HttpResult): void => {
         if (settled) return;
@@ -423,7 +525,7 @@ export class OpenStackSession {
       const req = lib.request(url, { method, headers, agent: url.protocol === 'https:' ? this.httpsAgent : this.agent }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', (err) => finish(null, transportError(this.ctx(opts.operation, call), err)));
+        res.on('error', (err) => finish(null, transportError(this.ctx(opts.operation, call, target), err)));
         res.on('end', () => {
           const raw = Buffer.concat(chunks).toString('utf8');
           let body: unknown = raw;
@@ -449,7 +551,7 @@ export class OpenStackSession {
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       req.on('error', (err) => finish(null, this.closed
         ? new ProviderAbortedError(this.provider, opts.operation)
-        : transportError(this.ctx(opts.operation, call), err)));
+        : transportError(this.ctx(opts.operation, call, target), err)));
       if (payload) {
         req.end(payload);
       } else if (opts.stream) {

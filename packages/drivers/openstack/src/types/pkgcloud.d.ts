@@ -16,7 +16,7 @@ declare module 'pkgcloud' {
 
   interface Abortable { abort?(): void }
 
-  interface IdentityToken { id: string; expires: Date; tenant?: { id: string; name: string } }
+  interface IdentityToken { id: string; expires: Date; issued_at?: Date; tenant?: { id: string; name: string } }
 
   interface Identity extends EventEmitter {
     token?: IdentityToken | null;
@@ -24,6 +24,8 @@ declare module 'pkgcloud' {
     authorize(options: Record<string, unknown> | Callback<void>, callback?: (err: PkgcloudHttpError | null) => void): void;
     getServiceEndpointUrl(options: { serviceType: string; region?: string; useInternal?: boolean; useAdmin?: boolean }): string;
     serviceCatalog?: { services: Record<string, { type: string; endpoints?: { region?: string; interface?: string; url?: string }[] }> };
+    /** Reads a Keystone v3 token answer (body and headers) into `token`, `user` and `serviceCatalog`. */
+    _parseIdentityResponse(body: unknown, headers: Record<string, string>): void;
   }
 
   interface OpenStackClientOptions {
@@ -53,6 +55,8 @@ declare module 'pkgcloud' {
   interface OpenStackClient extends EventEmitter {
     _identity: Identity;
     region?: string;
+    /** hooks run on the options of every request before `request` is called */
+    before?: ((req: Record<string, unknown>) => Record<string, unknown> | undefined)[];
     auth(callback: (err: PkgcloudHttpError | null) => void): void;
   }
 
