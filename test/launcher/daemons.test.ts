@@ -2,8 +2,8 @@
 // the launcher) stops them gracefully, removing the pid file and their ZooKeeper registrations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { connectZk, fakeConfig, testEnv, waitFor } from '../helpers/harness.js';
 
 function run(bin: string, args: string[]) {
@@ -72,5 +72,62 @@ test('daemons reject a bad flag with usage and exit 2', async () => {
     const d = run(bin, ['--no-such-flag']);
     assert.equal(await d.exit(), 2);
     assert.match(d.stderr(), /^usage: nodepool-(launcher|builder)/);
+  }
+});
+
+test("nodepool-launcher detached with a Python dictConfig -l: logs to its file handler's file, reopened after logrotate moves it", async () => {
+  const env = testEnv();
+  const zk = await connectZk(env);
+  let pid = 0;
+  try {
+    const cfg = env.write('nodepool.yaml', fakeConfig(env, { labels: [{ name: 'fake-label', minReady: 1 }] }));
+    const logFile = `${env.dir}/log/launcher.log`;
+    const logconf = env.write('logging.yaml', [
+      'version: 1',
+      'handlers:',
+      '  normal:',
+      '    class: logging.handlers.WatchedFileHandler',
+      `    filename: ${logFile}`,
+      'loggers:',
+      '  nodepool:',
+      '    level: INFO',
+      '    handlers: [normal]',
+      'root:',
+      '  level: WARNING',
+      '  handlers: []',
+      '',
+    ].join('\n'));
+    const pidfile = `${env.dir}/launcher.pid`;
+    const out = spawnSync(process.execPath, ['packages/launcher/bin/nodepool-launcher.js', '-c', cfg, '-p', pidfile, '-l', logconf, '--no-webapp'],
+      { encoding: 'utf8', env: { ...process.env, NODEPOOL_LOG_LEVEL: 'warn' } });
+    assert.equal(out.status, 0, out.stderr);
+    assert.match(out.stdout, new RegExp(`^nodepool-launcher running as pid \\d+, logging to ${logFile.replace(/[.]/g, '\\.')}\\n$`));
+    await waitFor('pid file', () => existsSync(pidfile), 20_000);
+    pid = Number(readFileSync(pidfile, 'utf8').trim());
+    await waitFor('serving', async () => (await zk.getNodes()).some((n) => n.state === 'ready'), 20_000);
+    const first = readFileSync(logFile, 'utf8');
+    assert.match(first, /"name":"nodepool\.launcher"/);
+    assert.match(first, /log config .*logging\.yaml: formatters are not applied/);
+    // logrotate without copytruncate: the file is moved away and the daemon keeps its name
+    renameSync(logFile, `${logFile}.1`);
+    await waitFor('a new log file after the move', async () => {
+      process.kill(pid, 'SIGUSR2');
+      await new Promise((r) => setTimeout(r, 200));
+      return existsSync(logFile) && readFileSync(logFile, 'utf8').includes('State dump (SIGUSR2)');
+    }, 20_000);
+    process.kill(pid, 'SIGTERM');
+    await waitFor('stopped', () => !existsSync(pidfile), 30_000);
+    pid = 0;
+    assert.match(readFileSync(logFile, 'utf8'), /Received SIGTERM; stopping/);
+  } finally {
+    if (pid !== 0) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await zk.close();
+    env.cleanup();
   }
 });

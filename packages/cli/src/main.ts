@@ -3,8 +3,7 @@
 // messages follow Nodepool 3.x's CLI byte for byte where it has the command.
 import { readFile } from 'node:fs/promises';
 import { ConfigError } from '@nodepool-ts/core/config';
-import { configureLogging } from '@nodepool-ts/core/log';
-import { parse as parseYaml } from 'yaml';
+import { configureLogging, parseLogConfig } from '@nodepool-ts/core/log';
 import { parseArgs, UsageError } from './args.js';
 import type { CommandName, ParsedArgs } from './args.js';
 import type { CliContext, CliLogLevel, CommandFn } from './context.js';
@@ -81,13 +80,9 @@ async function loadPlugged(name: PluggedName): Promise<CommandFn | null> {
   return typeof fn === 'function' ? (fn as CommandFn) : null;
 }
 
-const PY_LEVELS: Record<string, CliLogLevel> = {
-  DEBUG: 'DEBUG', INFO: 'INFO', WARNING: 'WARNING', WARN: 'WARNING', ERROR: 'ERROR', CRITICAL: 'ERROR',
-};
-
 /**
- * `-l`: Nodepool hands the file to Python's logging (ini fileConfig or a YAML/JSON dictConfig).
- * We honour the root logger's level from either form; handlers and formatters are Python-only.
+ * `-l`: Nodepool hands the file to Python's logging (ini fileConfig or a YAML dictConfig); the
+ * level its `nodepool` (else root) logger and handler give is honoured, as the daemons do.
  */
 async function logConfigLevel(file: string): Promise<CliLogLevel> {
   let text: string;
@@ -96,17 +91,18 @@ async function logConfigLevel(file: string): Promise<CliLogLevel> {
   } catch {
     throw new CliError('ELOGCONFIG', `Unable to read logging config file at ${file}`, 1, { file });
   }
-  const ini = /^\[logger_root\][^[]*?^\s*level\s*[=:]\s*(\w+)/im.exec(text);
-  let level: unknown = ini?.[1];
-  if (level === undefined) {
-    try {
-      const doc = parseYaml(text) as { root?: { level?: unknown } } | null;
-      level = doc?.root?.level;
-    } catch {
-      level = undefined;
-    }
+  let level: string | undefined;
+  try {
+    level = parseLogConfig(text, file).level;
+  } catch (err) {
+    throw new CliError('ELOGCONFIG', `bad logging config: ${(err as Error).message}`, 1, { file });
   }
-  return (typeof level === 'string' ? PY_LEVELS[level.toUpperCase()] : undefined) ?? 'INFO';
+  switch (level) {
+    case 'trace': case 'debug': return 'DEBUG';
+    case 'warn': return 'WARNING';
+    case 'error': case 'fatal': case 'silent': return 'ERROR';
+    default: return 'INFO';
+  }
 }
 
 function describe(err: unknown): string {

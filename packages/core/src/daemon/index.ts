@@ -2,23 +2,12 @@
 // detaching, the pid file, and signals (SIGINT/SIGTERM/SIGUSR1 stop gracefully within a bound,
 // SIGUSR2 dumps state). Each daemon keeps its own flags and service object.
 import { spawn } from 'node:child_process';
-import { mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parse as parseYaml } from 'yaml';
-import { configureLogging, getLogger, type Logger } from '../log/index.js';
+import { configureLogging, getLogger, readLogConfig, type LogSettings, type Logger } from '../log/index.js';
 
-export interface LogConfig {
-  level?: string;
-  file?: string;
-}
-
-/** `-l FILE`: YAML `{level: info, file: /var/log/nodepool/launcher.log}`. */
-export function readLogConfig(path: string | undefined): LogConfig {
-  if (!path) return {};
-  const raw = parseYaml(readFileSync(path, 'utf8')) as unknown;
-  if (raw === null || typeof raw !== 'object') throw new Error(`${path}: expected a mapping with level/file`);
-  return raw as LogConfig;
-}
+/** set by a daemon for the copy of itself it detaches: the log file it was told to use */
+const DETACHED_LOG_ENV = 'NODEPOOL_DAEMON_LOG_FILE';
 
 export interface Service {
   start(): Promise<void>;
@@ -110,7 +99,7 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     process.stdout.write(`${o.version}\n`);
     return 0;
   }
-  let logConfig: LogConfig;
+  let logConfig: LogSettings;
   try {
     logConfig = readLogConfig(o.flags.logconfig);
   } catch (err) {
@@ -123,16 +112,20 @@ export async function runDaemon(o: DaemonOptions): Promise<number> {
     mkdirSync(dirname(logFile), { recursive: true });
     const out = openSync(logFile, 'a');
     const child = spawn(process.execPath, [...process.execArgv, process.argv[1] ?? '', ...o.argv, '-f'], {
-      detached: true, stdio: ['ignore', out, out],
+      detached: true, stdio: ['ignore', out, out], env: { ...process.env, [DETACHED_LOG_ENV]: logFile },
     });
     child.unref();
     process.stdout.write(`${o.name} running as pid ${child.pid}, logging to ${logFile}\n`);
     return 0;
   }
 
-  const level = o.flags.debug ? 'debug' : (logConfig.level as 'info' | undefined) ?? undefined;
-  configureLogging({ level, destination: logConfig.file ?? 2 });
+  const level = o.flags.debug ? 'debug' : logConfig.level;
+  // (detached: the log file by name, so that it can be reopened after a rotation)
+  const detachedLog = process.env[DETACHED_LOG_ENV];
+  delete process.env[DETACHED_LOG_ENV];
+  configureLogging({ level, destination: logConfig.file ?? detachedLog ?? (logConfig.stream === 'stdout' ? 1 : 2) });
   const log = getLogger(o.logger);
+  for (const note of logConfig.notes) log.info(`log config ${o.flags.logconfig ?? ''}: ${note}`);
   try {
     mkdirSync(dirname(pidfile), { recursive: true });
     writeFileSync(pidfile, `${process.pid}\n`);
