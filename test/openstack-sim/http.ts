@@ -33,6 +33,8 @@ export interface TokenInfo {
   admin?: boolean;
   /** issued for this application credential */
   appCredentialId?: string;
+  /** expires_at is written without a time zone (Keystone's, for a token capped at its credential's expiry) */
+  expiresNaive?: boolean;
 }
 
 /** A handler's answer; `stream` handlers write the response themselves. */

@@ -191,8 +191,13 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
 
   const now = new Date();
   let expiresAt = new Date(now.getTime() + sim.tokenTtlMs);
-  // a token never outlives the application credential it was issued for
-  if (appCred?.expiresAt && appCred.expiresAt < expiresAt) expiresAt = appCred.expiresAt;
+  // a token never outlives the application credential it was issued for (and then, as
+  // Keystone's, its expires_at carries no time zone)
+  let capped = false;
+  if (appCred?.expiresAt && appCred.expiresAt < expiresAt) {
+    expiresAt = appCred.expiresAt;
+    capped = true;
+  }
   const token: TokenInfo = {
     id: `gAAAAA${randomBytes(90).toString('base64url')}`,
     userId: user.id,
@@ -203,6 +208,7 @@ async function issueToken(sim: OpenStackSim, req: SimRequest): Promise<SimRespon
     issuedAt: now,
     expiresAt,
     ...(appCred ? { appCredentialId: appCred.id } : {}),
+    ...(capped ? { expiresNaive: true } : {}),
   };
   sim.tokens.set(token.id, token);
   return { status: 201, headers: { 'X-Subject-Token': token.id }, body: { token: tokenBody(sim, token, [method]) } };
@@ -224,7 +230,7 @@ function tokenBody(sim: OpenStackSim, t: TokenInfo, methods: string[]): Record<s
     methods,
     user: { domain: { id: t.domainId, name: domain?.name ?? '' }, id: t.userId, name: t.userName, password_expires_at: null },
     audit_ids: [randomBytes(16).toString('base64url').slice(0, 22)],
-    expires_at: isoMicro(t.expiresAt),
+    expires_at: t.expiresNaive ? t.expiresAt.toISOString().slice(0, 19) : isoMicro(t.expiresAt),
     issued_at: isoMicro(t.issuedAt),
     project: { domain: { id: pdomain?.id ?? '', name: pdomain?.name ?? '' }, id: t.projectId, name: t.projectName },
     is_domain: false,

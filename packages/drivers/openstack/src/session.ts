@@ -84,6 +84,18 @@ export function loadPkgcloud(): Promise<PkgcloudModule> {
   return pkgcloudModule;
 }
 
+/**
+ * A Keystone timestamp. Keystone's times are UTC, but not always marked so: a token capped at
+ * its application credential's expiry says `2026-11-28T01:32:30` (no zone), which JavaScript
+ * would read as local time.
+ */
+export function keystoneTime(v: unknown): Date | null {
+  if (typeof v !== 'string' || v === '') return null;
+  const zoned = /(?:Z|[+-]\d\d:?\d\d)$/i.test(v);
+  const d = new Date(zoned ? v : `${v}Z`);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
 /** clouds.yaml `auth_url` without the version suffix pkgcloud appends itself. */
 export function keystoneBase(authUrl: string): string {
   return authUrl.replace(/\/+$/, '').replace(/\/v3(\.\d+)?$/, '').replace(/\/v2\.0$/, '');
@@ -339,11 +351,21 @@ export class OpenStackSession {
         `cloud ${this.cloud.name}: the token Keystone issued for ${keystone.describe} is not scoped to a project; `
         + `set auth.project_name or auth.project_id in ${this.cloud.file}`, { operation });
     }
+    const times = body.token as { expires_at?: unknown; issued_at?: unknown };
+    const expires = keystoneTime(times.expires_at);
+    if (expires === null) {
+      throw new ProviderError(this.provider, 'fatal', `cloud ${this.cloud.name}: Keystone's token has no valid expires_at (${call})`, { operation });
+    }
     try {
       identity._parseIdentityResponse(body, { 'x-subject-token': tokenId });
     } catch (err) {
       throw new ProviderError(this.provider, 'fatal', redact(
         `cloud ${this.cloud.name}: cannot read Keystone's token answer (${call}): ${(err as Error).message}`, this.secrets), { operation });
+    }
+    if (identity.token) {
+      identity.token.expires = expires;
+      const issued = keystoneTime(times.issued_at);
+      if (issued !== null) identity.token.issued_at = issued;
     }
   }
 

@@ -16,6 +16,8 @@ import { createOpenStackProvider, keystoneAuth, type OpenStackProviderOptions } 
 import { CIRROS, DEFAULT_PROVIDER, fixture, nodepoolYaml, specFor, type Fixture } from './helpers.js';
 
 const SECRET = 'appcred-Secret-0f9e8d7c6b5a';
+// Keystone's times are UTC even where they say no zone: read in another zone, they must not shift
+process.env.TZ = 'America/New_York';
 
 function cloud(raw: Record<string, unknown>, name = 'c1'): CloudConfig {
   const auth = (raw.auth ?? {}) as Record<string, string>;
@@ -181,6 +183,36 @@ test('re-authentication with the credential: before the token expires, and after
     assert.equal((await m.listImages()).length, 1); // our Glance module on the new token
     assert.equal(f.sim.calls('identity POST /v3/auth/tokens'), 3);
     assert.ok([...f.sim.tokens.values()].every((t) => t.appCredentialId === cred.id));
+  } finally {
+    await m.stop();
+    await f.cleanup();
+  }
+});
+
+test('a credential that expires: tokens capped at its expiry (no time zone, as Keystone writes them) renewed in time; then a clear error', async () => {
+  assert.notEqual(new Date('2026-01-01T00:00:00').getTime(), Date.parse('2026-01-01T00:00:00Z'), 'this test runs in a zone other than UTC');
+  const f = await fixture();
+  const expiresAt = new Date(Math.ceil((Date.now() + 4000) / 1000) * 1000);
+  const cred = f.sim.createAppCredential('demo', 'nodepool-short', { secret: SECRET, expiresAt });
+  const provider = await providerFor(f, appCredCloud(f, 'sim-appcred', {
+    application_credential_id: cred.id, application_credential_secret: SECRET,
+  }), 'sim-appcred');
+  const m = createOpenStackProvider(provider, { validateOnStart: false });
+  await m.start();
+  try {
+    assert.equal((await m.listImages()).length, 1);
+    assert.equal(f.sim.calls('identity POST /v3/auth/tokens'), 1);
+    // the token lives until the credential expires (3-4 s): renewed half way through
+    await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() - 1000));
+    assert.equal((await m.listImages()).length, 1);
+    assert.equal(f.sim.calls('identity POST /v3/auth/tokens'), 2, 'renewed before the capped expiry');
+    await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() + 200));
+    await assert.rejects(m.listImages(), (err: unknown) => {
+      assert.ok(err instanceof ProviderError);
+      assert.match(err.message, new RegExp(`authentication failed for application credential ${cred.id} at .*has not expired`));
+      assert.doesNotMatch(err.message, new RegExp(SECRET));
+      return true;
+    });
   } finally {
     await m.stop();
     await f.cleanup();
