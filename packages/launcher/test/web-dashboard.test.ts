@@ -55,6 +55,9 @@ providers:
     driver: fake
     rate: 0.001
     launch-retries: 1
+    launch-circuit-breaker:
+      failures: 1
+      cooldown: 600
     faults:
       error-rate: 1.0
     cloud-images:
@@ -106,6 +109,9 @@ test('the dashboard renders the launcher\'s state and follows it live in Chromiu
   assert.equal(await cell(page, label, 'min_ready'), '1');
   assert.equal(await cell(page, 'tr[data-provider="fake-provider"]', 'max_servers'), '8');
   assert.equal(await cell(page, 'tr[data-provider="broken-provider"]', 'max_servers'), '4');
+  // its launch failed: the launch circuit breaker suspends the provider's launches, and says so
+  assert.equal((await page.locator('tr[data-provider="broken-provider"] [data-col="launches"]').textContent())?.trim(), 'launches suspended');
+  assert.equal(await page.locator('tr[data-provider="fake-provider"] [data-col="launches"]').count(), 0);
   assert.equal(await page.locator('#zk').textContent(), 'ZooKeeper connected');
   await until(page, 'failure listed', async () => (await page.locator('#failures tr[data-failure="error.status"]').count()) > 0);
   assert.ok((await page.locator('#failures').textContent())?.includes('broken-provider'));

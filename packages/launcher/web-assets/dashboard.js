@@ -88,7 +88,10 @@
 
     fill($('providers').tBodies[0], s.providers.map((p) =>
       el('tr', { 'data-provider': p.name },
-        el('td', {}, p.name), el('td', {}, p.driver || ''), ...BUCKETS.map(([k]) => num(p[k], k)), num(p.total, 'total'),
+        el('td', {}, p.name, p.launches ? el('span', { class: 'launches ' + p.launches, 'data-col': 'launches',
+          title: 'launch-circuit-breaker: requests that need a new node are declined' },
+          p.launches === 'suspended' ? 'launches suspended' : 'trial launch') : ''),
+        el('td', {}, p.driver || ''), ...BUCKETS.map(([k]) => num(p[k], k)), num(p.total, 'total'),
         el('td', { class: 'num', 'data-col': 'max_servers' }, p.max_servers === null ? '∞' : p.max_servers),
         el('td', {}, bar(BUCKETS.map(([k]) => [k, p[k]]), p.max_servers === null ? p.total : p.max_servers, null)))),
     'no providers', 11);

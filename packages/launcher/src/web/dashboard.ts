@@ -13,6 +13,7 @@ import type { Node, NodeRequest, NodeState } from '@nodepool-ts/core/model';
 import type { NodeCache, RequestCache } from '@nodepool-ts/core/zk';
 import type { LaunchAttempt } from '../context.js';
 import type { LauncherEvents } from '../events.js';
+import type { CircuitState } from '../circuit-breaker.js';
 import { ApiError, UnavailableError } from './errors.js';
 import { API_PREFIX, leaseJson } from './lease-api.js';
 import type { Lease } from './leases.js';
@@ -50,6 +51,11 @@ export interface ProviderStatus extends Counts {
   /** null = unlimited (or a provider of another launcher) */
   max_servers: number | null;
   total: number;
+  /**
+   * `launch-circuit-breaker`: `suspended` after failed launches in a row, `trial` while it may
+   * try one launch; null = launching (or no breaker, or another launcher's provider)
+   */
+  launches: 'suspended' | 'trial' | null;
 }
 
 export interface RequestStatus {
@@ -99,6 +105,8 @@ export interface DashboardHost {
   knex(): Knex | null;
   /** open leases (any launcher), for the lease panel */
   openLeases(): Promise<Lease[]>;
+  /** providers with a `launch-circuit-breaker` */
+  circuitStates?(): ReadonlyMap<string, { readonly state: CircuitState }>;
 }
 
 const FAILURES_KEPT = 20;
@@ -133,7 +141,7 @@ export function buildStatus(
       const m = max.get(name);
       p = {
         name, driver: config.providers.get(name)?.driver ?? null,
-        max_servers: m !== undefined && Number.isFinite(m) ? m : null, ...zero(), total: 0,
+        max_servers: m !== undefined && Number.isFinite(m) ? m : null, ...zero(), total: 0, launches: null,
       };
       providers.set(name, p);
     }
@@ -311,6 +319,8 @@ export class Dashboard {
     this.changed();
   };
 
+  private readonly onCircuit = () => this.changed();
+
   constructor(private readonly host: DashboardHost, private readonly log: Logger, private readonly pushIntervalMs = 250) {
     this.assets = { html: asset('dashboard.html'), js: asset('dashboard.js'), css: asset('dashboard.css') };
   }
@@ -320,6 +330,7 @@ export class Dashboard {
     this.host.events.on('node', this.onNode);
     this.host.events.on('request', this.onRequest);
     this.host.events.on('launch-attempt', this.onAttempt);
+    this.host.events.on('circuit', this.onCircuit);
     this.heartbeat = setInterval(() => {
       for (const c of this.clients) c.write(': keep-alive\n\n');
     }, 15_000);
@@ -330,6 +341,7 @@ export class Dashboard {
     this.host.events.off('node', this.onNode);
     this.host.events.off('request', this.onRequest);
     this.host.events.off('launch-attempt', this.onAttempt);
+    this.host.events.off('circuit', this.onCircuit);
     if (this.pushTimer) clearTimeout(this.pushTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
     for (const c of this.clients) c.end();
@@ -384,6 +396,10 @@ export class Dashboard {
     await this.seedFailures();
     const now = Date.now() / 1000;
     const base = buildStatus(this.host.nodeCache.all(), this.host.requestCache.all(), this.host.config, this.firstSeen, now);
+    for (const [name, c] of this.host.circuitStates?.() ?? []) {
+      const p = base.providers.find((x) => x.name === name);
+      if (p && c.state !== 'closed') p.launches = c.state === 'open' ? 'suspended' : 'trial';
+    }
     let leases: Lease[] = [];
     try {
       leases = await this.host.openLeases();

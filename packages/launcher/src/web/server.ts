@@ -126,6 +126,7 @@ export class WebApp {
       statsd: () => this.metrics?.statsdEnabled ?? false,
       knex: () => this.db?.knex ?? null,
       openLeases: async () => (this.leaseManager ? this.leaseManager.store.list({ states: OPEN_STATES }) : []),
+      circuitStates: () => this.host.circuitStates?.() ?? new Map(),
     }, this.host.logger('nodepool.Dashboard'), this.opts.dashboardPushMs ?? 250);
     this.dashboard = dashboard;
     dashboard.register(app);
