@@ -5,7 +5,7 @@
 // for a rebuild of every image at fixed times.
 import { hostname as osHostname } from 'node:os';
 import cron from 'node-cron';
-import { loadConfig, providersEqual, type Config, type Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, loadConfig, providersEqual, type Config, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
 import { NodeCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
@@ -278,7 +278,7 @@ export class Builder implements BuilderContext {
   // ------------------------------------------------------------------------------ providers
 
   providerManager(provider: Provider): Promise<ProviderManager | null> {
-    if (provider.driver === 'static') return Promise.resolve(null);
+    if (!isCloudProvider(provider)) return Promise.resolve(null);
     // one creation per provider at a time; callers share it
     const pending = this.managerOps.get(provider.name);
     const op = (pending ?? Promise.resolve(null)).catch(() => null).then(() => this.ensureManager(provider));

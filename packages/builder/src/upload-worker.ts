@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import type { Config, FakeProvider, OpenStackProvider, ProviderDiskImage } from '@nodepool-ts/core/config';
+import { isCloudProvider, type Config, type FakeProvider, type OpenStackProvider, type ProviderDiskImage } from '@nodepool-ts/core/config';
 import { newImageUpload, type ImageBuild, type ImageUpload } from '@nodepool-ts/core/model';
 import { META_IMAGE, META_PROVIDER } from '@nodepool-ts/core/provider';
 import { pyFormat } from '@nodepool-ts/launcher';
@@ -22,7 +22,7 @@ export type ImageProvider = OpenStackProvider | FakeProvider;
 
 export function imageProviders(config: Config): ImageProvider[] {
   const out: ImageProvider[] = [];
-  for (const p of config.providers.values()) if (p.driver !== 'static') out.push(p);
+  for (const p of config.providers.values()) if (isCloudProvider(p)) out.push(p);
   return out;
 }
 

@@ -55,7 +55,7 @@ test('schema errors: all of them, each with file:line:col, key path and expectat
     'schema-errors.yaml:21:13: providers[0].pools[0].labels[0].colour: unknown key',
     'schema-errors.yaml:24:5: providers[1].cloud: unknown key',
     'schema-errors.yaml:28:13: providers[1].pools[0].nodes[0].labels: required key missing',
-    'schema-errors.yaml:30:5: providers[2].driver: unknown driver "cloudstack", expected one of openstack, fake, static, kubernetes, openshift, aws, test',
+    'schema-errors.yaml:30:5: providers[2].driver: unknown driver "cloudstack", expected one of openstack, fake, static, metastatic, kubernetes, openshift, aws, test',
     'schema-errors.yaml:35:7: diskimages[0].env-vars.DIB_DEBUG: expected string, got integer',
     'schema-errors.yaml:36:1: nothandled: unknown key',
   ];

@@ -1,6 +1,7 @@
 // CleanupWorker (§3.10): request-lock garbage, leaked servers, lost requests, max-ready-age,
 // max-hold-age and empty node znodes. Every task is isolated: one failing never stops the others.
 // Period: 60 s, or the `cron: cleanup` schedule when configured (node-cron).
+import { isCloudProvider } from '@nodepool-ts/core/config';
 import type { Node } from '@nodepool-ts/core/model';
 import { newNode } from '@nodepool-ts/core/model';
 import { leakedServers } from '@nodepool-ts/core/provider';
@@ -83,7 +84,7 @@ export class CleanupWorker {
           provider: name,
           external_id: server.id,
           hostname: server.name,
-          cloud: provider && provider.driver !== 'static' ? provider.cloud : null,
+          cloud: provider && isCloudProvider(provider) ? provider.cloud : null,
         });
         await l.storeNode(node, 'CleanupWorker', `leaked server ${server.id}`);
         this.log.warn({ provider: name, server: server.id }, `Deleting leaked instance ${server.id} (${server.name}) in ${name}`);

@@ -4,7 +4,7 @@
 import { hostname as osHostname } from 'node:os';
 import { watchFile, unwatchFile } from 'node:fs';
 import cron from 'node-cron';
-import { loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import { MIN_READY_REQUESTOR, newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
@@ -626,7 +626,7 @@ export class Launcher implements LauncherContext {
 
   async unavailableLabels(provider: Provider, pool: Pool): Promise<ReadonlySet<string>> {
     const out = new Set<string>();
-    if (provider.driver === 'static') return out;
+    if (!isCloudProvider(provider)) return out;
     for (const label of provider.pools.find((p) => p.name === pool.name)?.labels ?? []) {
       if (!(await this.imageAvailable(provider, label.diskimage, label.cloudImage))) out.add(label.name);
     }
@@ -634,7 +634,7 @@ export class Launcher implements LauncherContext {
   }
 
   private async imageAvailable(provider: Provider, diskimage: string | null, cloudImage: string | null): Promise<boolean> {
-    if (provider.driver === 'static') return true;
+    if (!isCloudProvider(provider)) return true;
     const key = `${provider.name}\u0000${diskimage ?? ''}\u0000${cloudImage ?? ''}`;
     const cached = this.imageCache.get(key);
     if (cached && cached.ok && Date.now() - cached.at < IMAGE_CACHE_MS) return true;

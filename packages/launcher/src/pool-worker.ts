@@ -1,7 +1,7 @@
 // PoolWorker: one per provider pool (§3.3). Nodepool's loops sleep 10 s between passes; this one
 // runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
 // only as a safety net.
-import type { CloudPool, CloudPoolLabel, Pool, Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, type CloudPool, type CloudPoolLabel, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { MIN_READY_REQUESTOR, cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
@@ -89,10 +89,10 @@ export class PoolWorker {
     return this.pool.nodeAttributes;
   }
   get cloudName(): string | null {
-    return this.provider.driver === 'static' ? null : this.provider.cloud;
+    return isCloudProvider(this.provider) ? this.provider.cloud : null;
   }
   get regionName(): string | null {
-    return this.provider.driver === 'static' ? null : this.provider.regionName;
+    return isCloudProvider(this.provider) ? this.provider.regionName : null;
   }
   /** the provider's launch circuit breaker, when `launch-circuit-breaker` is configured */
   launchCircuit(): LaunchCircuit | null {
@@ -393,7 +393,7 @@ export class PoolWorker {
   }
 
   async chooseAz(): Promise<string | null> {
-    if (this.provider.driver === 'static') return null;
+    if (!isCloudProvider(this.provider)) return null;
     const pool = this.pool as CloudPool;
     let azs = pool.availabilityZones;
     if (azs.length === 0 && this.manager.kind === 'cloud') azs = await this.manager.listAzs().catch(() => []);
@@ -404,7 +404,7 @@ export class PoolWorker {
   private labelResources = new Map<string, Resources>();
 
   private async resourcesOf(label: string): Promise<Resources> {
-    if (this.provider.driver === 'static') return { cores: 0, instances: 1, ram: 0 };
+    if (!isCloudProvider(this.provider)) return { cores: 0, instances: 1, ram: 0 };
     const cached = this.labelResources.get(label);
     if (cached) return cached;
     const pl = (this.pool as CloudPool).labels.find((l) => l.name === label);
@@ -553,7 +553,7 @@ export class PoolWorker {
     const releaseWhenReady = request.requestor === MIN_READY_REQUESTOR;
     // (the request it is launched for: a min-ready node no longer names it once ready)
     const requestId = node.allocated_to;
-    if (this.provider.driver === 'static' || this.manager.kind !== 'cloud') return Promise.resolve('failed');
+    if (!isCloudProvider(this.provider) || this.manager.kind !== 'cloud') return Promise.resolve('failed');
     const manager = this.manager;
     const pool = this.pool as CloudPool;
     const pl = pool.labels.find((l) => l.name === label) as CloudPoolLabel;

@@ -4,7 +4,7 @@
 // up to date, and the ImageUpload records tell how the uploads go. The waiter follows them with
 // watches (a slow fallback poll covers a missed event) and prints one line per step:
 //   [00:01:07] install.d/01-package-installs (package-installs)
-import type { Config, Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, type Config, type Provider } from '@nodepool-ts/core/config';
 import type { ImageBuild, ImageUpload } from '@nodepool-ts/core/model';
 import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { CliError } from '../errors.js';
@@ -78,7 +78,7 @@ function readProgress(d: Record<string, unknown> | null): Progress {
 function uploadTargets(config: Config, image: string, build: ImageBuild): Provider[] {
   const out: Provider[] = [];
   for (const p of config.providers.values()) {
-    if (p.driver === 'static') continue;
+    if (!isCloudProvider(p)) continue;
     const pdi = p.diskimages.find((d) => d.name === image);
     if (pdi === undefined || pdi.pause) continue;
     if (!build.formats.includes(p.imageFormat)) continue;
@@ -257,7 +257,7 @@ export const imageUploadCommand: Command = async (args, ctx) => {
   if (provider === undefined) {
     throw new CliError('ENOTCONFIGURED', `Provider ${providerName} not found`, 1, { provider: providerName });
   }
-  if (provider.driver === 'static' || !provider.diskimages.some((d) => d.name === image)) {
+  if (!isCloudProvider(provider) || !provider.diskimages.some((d) => d.name === image)) {
     throw new CliError('ENOTCONFIGURED', `Image ${image} is not a diskimage of provider ${providerName}`, 1, { provider: providerName, image });
   }
   const zk = await ctx.zookeeper();

@@ -2,6 +2,7 @@
 // image-unpause, image-delete, dib-image-delete, alien-image-list, export-image-data,
 // import-image-data.
 import { readFile, writeFile } from 'node:fs/promises';
+import { isCloudProvider } from '@nodepool-ts/core/config';
 import { pythonJson } from '@nodepool-ts/core/model';
 import { ImageDataError, type ZooKeeper } from '@nodepool-ts/core/zk';
 import type { ImageInfo } from '@nodepool-ts/core/provider';
@@ -185,7 +186,7 @@ export const alienImageListCommand: Command = async (args, ctx) => {
     if (only && provider.name !== only) continue;
     let cloudImages: ImageInfo[] = [];
     try {
-      if (provider.driver !== 'static') {
+      if (isCloudProvider(provider)) {
         const manager = await startProviderManager(config, provider);
         try {
           cloudImages = (await manager.listImages()).filter((i) => 'nodepool_build_id' in i.metadata);
@@ -198,7 +199,7 @@ export const alienImageListCommand: Command = async (args, ctx) => {
         `Exception listing alien images for ${provider.name}: ${(err as Error).message}`);
     }
     const known = new Set<string>();
-    const diskimages = provider.driver === 'static' ? [] : provider.diskimages;
+    const diskimages = isCloudProvider(provider) ? provider.diskimages : [];
     for (const di of diskimages) {
       for (const buildId of await zk.getBuildIds(di.name)) {
         for (const upload of await zk.getImageUploads(di.name, buildId, provider.name, ['ready'])) {

@@ -2,7 +2,7 @@
 // are wired up in @nodepool-ts/launcher (createProviderManager). It is imported at run time, not
 // compiled against: the launcher's web API reuses this package's table code, and a build-time
 // dependency both ways would be a project-reference cycle.
-import type { Config, Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, type Config, type Provider } from '@nodepool-ts/core/config';
 import type { Node } from '@nodepool-ts/core/model';
 import { NotFoundError } from '@nodepool-ts/core/provider';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
@@ -51,8 +51,9 @@ export async function deleteNodeNow(zk: ZooKeeper, provider: Provider, node: Nod
   fresh.state = 'deleting';
   fresh.state_time = ctx.now();
   await zk.storeNode(fresh);
-  if (provider.driver === 'static' || fresh.external_id === null) {
-    // nothing to delete in a cloud: static hosts are re-registered by their launcher
+  if (!isCloudProvider(provider) || fresh.external_id === null) {
+    // nothing to delete in a cloud: static hosts are re-registered by their launcher, the slot
+    // of a metastatic node is freed by its launcher once the znode is gone
     await zk.deleteNode(fresh);
     return;
   }

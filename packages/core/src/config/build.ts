@@ -4,18 +4,20 @@
 // at the line of the offending key.
 import type { ConfigIssue } from './errors.js';
 import type {
-  FakeProviderIn, OpenStackProviderIn, StaticProviderIn, TopLevelIn, ValidateOnlyDriver,
+  FakeProviderIn, MetastaticProviderIn, OpenStackProviderIn, StaticProviderIn, TopLevelIn, ValidateOnlyDriver,
 } from './schema.js';
 import { formatKeyPath, isRecord, issueAt, type KeyPath, type YamlSource } from './source.js';
 import type {
   CloudConfig, CloudImage, CloudPool, CloudPoolLabel, DiskImage, FakeFaults, FakeProvider, Label,
   LaunchCircuitBreaker, OpenStackProvider, Provider, ProviderDiskImage, StaticNode, StaticPool, StaticProvider,
 } from './types.js';
+import { isCloudProvider, type MetastaticPool, type MetastaticPoolLabel, type MetastaticProvider } from './types.js';
 
 export type ProviderIn =
   | { driver: 'openstack'; index: number; data: OpenStackProviderIn }
   | { driver: 'fake'; index: number; data: FakeProviderIn }
   | { driver: 'static'; index: number; data: StaticProviderIn }
+  | { driver: 'metastatic'; index: number; data: MetastaticProviderIn }
   | { driver: ValidateOnlyDriver; index: number; data: Record<string, unknown> };
 
 export interface BuildContext {
@@ -457,6 +459,104 @@ export function buildStaticProvider(
   return { driver: 'static', name: p.name, maxConcurrency: p['max-concurrency'] ?? -1, priority: p.priority ?? null, pools };
 }
 
+export function buildMetastaticProvider(
+  ctx: BuildContext, p: MetastaticProviderIn, index: number, labels: Map<string, Label>,
+): MetastaticProvider {
+  const base = ['providers', index];
+  const poolNames = new Registry(ctx, 'pool');
+  const pools: MetastaticPool[] = [];
+  // Nodepool: every label of one backing label must agree on how backing nodes are used
+  const byBacking = new Map<string, { label: MetastaticPoolLabel; path: KeyPath }>();
+  p.pools.forEach((pool, i) => {
+    const poolPath = [...base, 'pools', i];
+    poolNames.add(pool.name, [...poolPath, 'name']);
+    const poolHostKeyChecking = pool['host-key-checking'] ?? false;
+    const labelNames = new Registry(ctx, 'label in this pool');
+    const poolLabels: MetastaticPoolLabel[] = [];
+    pool.labels.forEach((l, j) => {
+      const labelPath = [...poolPath, 'labels', j];
+      if (!labelNames.add(l.name, [...labelPath, 'name'])) return;
+      if (!labels.has(l.name)) {
+        report(ctx, [...labelPath, 'name'], `label "${l.name}" is not defined in the top-level labels`);
+      }
+      if (l['backing-label'] === l.name) {
+        report(ctx, [...labelPath, 'backing-label'], `label "${l.name}" cannot be its own backing label`);
+      }
+      const label: MetastaticPoolLabel = {
+        name: l.name,
+        backingLabel: l['backing-label'],
+        maxParallelJobs: l['max-parallel-jobs'] ?? 1,
+        graceTime: l['grace-time'] ?? 60,
+        minRetentionTime: l['min-retention-time'] ?? 0,
+        // Nodepool tests max-age for truth: 0 is no limit
+        maxAge: l['max-age'] === undefined || l['max-age'] === 0 ? null : l['max-age'],
+        hostKeyChecking: l['host-key-checking'] ?? poolHostKeyChecking,
+      };
+      if (label.maxAge !== null && label.maxAge < label.minRetentionTime) {
+        report(ctx, [...labelPath, 'max-age'],
+          `max-age (${label.maxAge}) must be greater than or equal to min-retention-time (${label.minRetentionTime})`);
+      }
+      const first = byBacking.get(label.backingLabel);
+      if (first === undefined) {
+        byBacking.set(label.backingLabel, { label, path: labelPath });
+      } else if (first.label.maxParallelJobs !== label.maxParallelJobs || first.label.graceTime !== label.graceTime
+        || first.label.minRetentionTime !== label.minRetentionTime || first.label.maxAge !== label.maxAge) {
+        report(ctx, [...labelPath, 'backing-label'],
+          `labels of backing label "${label.backingLabel}" must have identical max-parallel-jobs, grace-time, `
+          + `min-retention-time and max-age (they differ from ${formatKeyPath(first.path)})`);
+      }
+      poolLabels.push(label);
+    });
+    pools.push({
+      name: pool.name,
+      priority: pool.priority ?? null,
+      maxServers: pool['max-servers'] ?? UNLIMITED,
+      hostKeyChecking: poolHostKeyChecking,
+      nodeAttributes: pool['node-attributes'] ?? null,
+      labels: poolLabels,
+    });
+  });
+  return {
+    driver: 'metastatic',
+    name: p.name,
+    maxConcurrency: p['max-concurrency'] ?? -1,
+    priority: p.priority ?? null,
+    bootTimeout: p['boot-timeout'] ?? 120,
+    launchTimeout: p['launch-timeout'] ?? 3600,
+    launchRetries: p['launch-retries'] ?? 3,
+    pools,
+  };
+}
+
+/**
+ * A metastatic label's backing nodes are requested like any node: some other provider of this
+ * config must offer its `backing-label`, or every backing request would fail.
+ */
+export function checkBackingLabels(ctx: BuildContext, parsed: readonly ProviderIn[], providers: Map<string, Provider>): void {
+  for (const p of parsed) {
+    if (p.driver !== 'metastatic') continue;
+    p.data.pools.forEach((pool, i) => {
+      pool.labels.forEach((l, j) => {
+        const backing = l['backing-label'];
+        if (backing === l.name) return; // reported already
+        const offered = [...providers.values()].some((other) => other.pools.some((op) => op.labels.some((ol) => ol.name === backing)))
+          || parsed.some((other) => other.driver !== 'metastatic' && offersLabel(other, backing));
+        if (!offered) {
+          report(ctx, ['providers', p.index, 'pools', i, 'labels', j, 'backing-label'],
+            `backing label "${backing}" of label "${l.name}" is not offered by any provider pool of this configuration`);
+        }
+      });
+    });
+  }
+}
+
+/** A provider only validated (kubernetes, aws, ...) may still offer a backing label. */
+function offersLabel(p: ProviderIn, label: string): boolean {
+  const pools = Array.isArray(p.data.pools) ? (p.data.pools as unknown[]) : [];
+  return pools.some((pool) => isRecord(pool) && Array.isArray(pool.labels)
+    && pool.labels.some((l: unknown) => l === label || (isRecord(l) && l.name === label)));
+}
+
 /** Drivers we only validate still must name defined labels (Nodepool fails to load otherwise). */
 export function checkValidateOnlyLabels(ctx: BuildContext, p: ProviderIn, labels: Map<string, Label>): void {
   const pools = Array.isArray(p.data.pools) ? p.data.pools : [];
@@ -476,7 +576,7 @@ export function checkValidateOnlyLabels(ctx: BuildContext, p: ProviderIn, labels
 /** Every format a diskimage must be built in: its own plus those of the clouds it is uploaded to. */
 export function completeImageFormats(diskimages: Map<string, DiskImage>, providers: Iterable<Provider>): void {
   for (const provider of providers) {
-    if (provider.driver === 'static') continue;
+    if (!isCloudProvider(provider)) continue;
     for (const pd of provider.diskimages) {
       const image = diskimages.get(pd.name);
       if (image !== undefined && !image.formats.includes(provider.imageFormat)) image.formats.push(provider.imageFormat);

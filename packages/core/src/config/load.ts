@@ -4,20 +4,20 @@
 import { dirname, join, resolve } from 'node:path';
 import { readCloudsYaml, type CloudsResult } from './clouds.js';
 import {
-  buildDiskImages, buildFakeProvider, buildLabels, buildOpenStackProvider, buildStaticProvider,
-  checkValidateOnlyLabels, completeImageFormats, type BuildContext, type ProviderIn, type StaticHosts,
+  buildDiskImages, buildFakeProvider, buildLabels, buildMetastaticProvider, buildOpenStackProvider, buildStaticProvider,
+  checkBackingLabels, checkValidateOnlyLabels, completeImageFormats, type BuildContext, type ProviderIn, type StaticHosts,
 } from './build.js';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { zodIssues } from './issues.js';
 import {
-  fakeProviderSchema, isDriverName, openstackProviderSchema, providerSchemas, secureSchema,
+  fakeProviderSchema, isDriverName, metastaticProviderSchema, openstackProviderSchema, providerSchemas, secureSchema,
   staticProviderSchema, topLevelSchema, SUPPORTED_DRIVERS, VALIDATE_ONLY_DRIVERS,
   type SecureIn, type TopLevelIn,
 } from './schema.js';
 import {
   describeType, isRecord, issueAt, parseYaml, readText, sortIssues, substituteEnv, type YamlSource,
 } from './source.js';
-import type { Config, LeaseLimitsConfig, Provider, ZooKeeperServer, ZooKeeperTls } from './types.js';
+import { isCloudProvider, type Config, type LeaseLimitsConfig, type Provider, type ZooKeeperServer, type ZooKeeperTls } from './types.js';
 
 export interface LoadOptions {
   /** the `-s` secure file (YAML); null/undefined = none */
@@ -141,6 +141,12 @@ function parseProviders(src: YamlSource, raw: unknown): { providers: ProviderIn[
       }
       case 'static': {
         const r = staticProviderSchema.safeParse(p);
+        if (r.success) providers.push({ driver, index, data: r.data });
+        else issues.push(...zodIssues(src, r.error.issues, base));
+        break;
+      }
+      case 'metastatic': {
+        const r = metastaticProviderSchema.safeParse(p);
         if (r.success) providers.push({ driver, index, data: r.data });
         else issues.push(...zodIssues(src, r.error.issues, base));
         break;
@@ -281,6 +287,9 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
       case 'static':
         providers.set(name, buildStaticProvider(ctx, p.data, p.index, labels, staticHosts));
         break;
+      case 'metastatic':
+        providers.set(name, buildMetastaticProvider(ctx, p.data, p.index, labels));
+        break;
       default:
         checkValidateOnlyLabels(ctx, p, labels);
         if (mode === 'load') {
@@ -290,6 +299,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
         }
     }
   }
+  checkBackingLabels(ctx, parsedProviders.providers, providers);
   completeImageFormats(diskimages, providers.values());
   const tenantResourceLimits = tenantLimits(ctx, t['tenant-resource-limits']);
   const leases = leaseLimits(t.webapp?.leases);
@@ -349,7 +359,7 @@ async function analyze(file: string, opts: LoadOptions, mode: Mode): Promise<{ c
 function referencedClouds(providers: Map<string, Provider>, clouds: CloudsResult | null): Config['clouds'] {
   const out: Config['clouds'] = new Map();
   for (const p of providers.values()) {
-    if (p.driver === 'static') continue;
+    if (!isCloudProvider(p)) continue;
     const entry = clouds?.clouds.get(p.cloud);
     if (entry !== undefined) out.set(p.cloud, entry);
   }

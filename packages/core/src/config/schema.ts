@@ -338,6 +338,30 @@ export const staticProviderSchema = obj({
 });
 export type StaticProviderIn = z.infer<typeof staticProviderSchema>;
 
+const nonNegativeInt = () => int().min(0, { error: 'expected an integer of at least 0' });
+
+/** Nodepool 5.0+'s metastatic driver: nodes carved out of backing nodes of another provider. */
+export const metastaticProviderSchema = obj({
+  ...providerCommon,
+  'boot-timeout': int().optional(),
+  'launch-timeout': int().optional(),
+  'launch-retries': int().optional(),
+  pools: list(obj({
+    ...poolCommon,
+    'host-key-checking': bool().optional(),
+    labels: list(obj({
+      name: str(),
+      'backing-label': str(),
+      'max-parallel-jobs': positiveInt().optional(),
+      'grace-time': nonNegativeInt().optional(),
+      'min-retention-time': nonNegativeInt().optional(),
+      'max-age': nonNegativeInt().optional(),
+      'host-key-checking': bool().optional(),
+    })),
+  })),
+});
+export type MetastaticProviderIn = z.infer<typeof metastaticProviderSchema>;
+
 // Drivers nodepool-ts cannot run yet: their schema is checked so config-validate passes a valid
 // file, and loading rejects them.
 
@@ -409,7 +433,7 @@ export const testProviderSchema = obj({
   pools: list(obj({ ...poolCommon, labels: strList().optional() })).optional(),
 });
 
-export const SUPPORTED_DRIVERS = ['openstack', 'fake', 'static'] as const;
+export const SUPPORTED_DRIVERS = ['openstack', 'fake', 'static', 'metastatic'] as const;
 export const VALIDATE_ONLY_DRIVERS = ['kubernetes', 'openshift', 'aws', 'test'] as const;
 export type SupportedDriver = (typeof SUPPORTED_DRIVERS)[number];
 export type ValidateOnlyDriver = (typeof VALIDATE_ONLY_DRIVERS)[number];
@@ -419,6 +443,7 @@ export const providerSchemas: Record<DriverName, z.ZodType> = {
   openstack: openstackProviderSchema,
   fake: fakeProviderSchema,
   static: staticProviderSchema,
+  metastatic: metastaticProviderSchema,
   kubernetes: kubernetesProviderSchema,
   openshift: openshiftProviderSchema,
   aws: awsProviderSchema,

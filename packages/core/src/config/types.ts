@@ -258,8 +258,52 @@ export interface StaticProvider extends ProviderCommon {
   pools: StaticPool[];
 }
 
-export type Provider = OpenStackProvider | FakeProvider | StaticProvider;
-export type Pool = CloudPool | StaticPool;
+/**
+ * A label of a metastatic pool (Nodepool 5.0+): its nodes are slots of a backing node, a node of
+ * `backingLabel` requested from another provider; `maxParallelJobs` slots per backing node.
+ */
+export interface MetastaticPoolLabel extends PoolLabelBase {
+  backingLabel: string;
+  maxParallelJobs: number;
+  /** seconds an idle backing node is kept for new nodes before it is released (default 60) */
+  graceTime: number;
+  /** seconds a backing node is kept at least, counted from its request (default 0) */
+  minRetentionTime: number;
+  /** seconds after which a backing node takes no new nodes and goes once idle; null = no limit */
+  maxAge: number | null;
+  /** scan the node's host keys on every slot allocation (default: the pool's, itself false) */
+  hostKeyChecking: boolean;
+}
+
+export interface MetastaticPool {
+  name: string;
+  /** the pool's `priority`, overriding its provider's; null = unset */
+  priority: number | null;
+  maxServers: number;
+  hostKeyChecking: boolean;
+  /** over the backing node's attributes (key by key) on every node */
+  nodeAttributes: Record<string, unknown> | null;
+  labels: MetastaticPoolLabel[];
+}
+
+export interface MetastaticProvider extends ProviderCommon {
+  driver: 'metastatic';
+  /** seconds a host-key scan of a new node may take (Nodepool's code default, 120) */
+  bootTimeout: number;
+  /** seconds a node may wait for its backing node (default 3600) */
+  launchTimeout: number;
+  launchRetries: number;
+  pools: MetastaticPool[];
+}
+
+export type Provider = OpenStackProvider | FakeProvider | StaticProvider | MetastaticProvider;
+export type Pool = CloudPool | StaticPool | MetastaticPool;
+/** A provider that boots servers in a cloud and takes image uploads. */
+export type CloudProvider = OpenStackProvider | FakeProvider;
+
+export function isCloudProvider(p: Provider): p is CloudProvider {
+  return p.driver === 'openstack' || p.driver === 'fake';
+}
 
 /** PEM files for TLS to ZooKeeper: the client's certificate and key, and the CA of the servers' */
 export interface ZooKeeperTls {
