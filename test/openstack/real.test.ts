@@ -1,7 +1,8 @@
 // Integration with a real OpenStack: Keystone, Glance, Placement and Nova (fake compute driver)
 // from Debian's archive, started by scripts/openstack-real.sh (Neutron stood in for by the
 // simulator). The driver, the launcher and the builder work against it exactly as against a
-// production cloud. Skipped when the packages are not installed (scripts/install-deps.sh
+// production cloud, with password auth and with application credentials made by the real
+// `openstack` CLI. Skipped when the packages are not installed (scripts/install-deps.sh
 // openstack). NODEPOOL_TEST_OPENSTACK_REAL_DIR reuses a stack already started there.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,8 @@ import { loadConfig, type OpenStackProvider } from '@nodepool-ts/core/config';
 import { nodepoolServerMetadata, type ServerSpec } from '@nodepool-ts/core/provider';
 import { Builder } from '@nodepool-ts/builder';
 import { Launcher } from '@nodepool-ts/launcher';
-import { createOpenStackProvider, type OpenStackProviderManager } from '@nodepool-ts/driver-openstack';
+import { ProviderError } from '@nodepool-ts/core/provider';
+import { createOpenStackProvider, type ApiCallEvent, type OpenStackProviderManager } from '@nodepool-ts/driver-openstack';
 import { connectZk, testEnv, waitFor } from '../helpers/harness.js';
 import { release, submit, waitDone } from './helpers.js';
 
@@ -81,15 +83,54 @@ providers:
 `;
 }
 
-async function manager(cloud = 'real'): Promise<{ m: OpenStackProviderManager; provider: OpenStackProvider; tmp: string }> {
+async function manager(cloud = 'real', opts: { cloudsFile?: string; onApiCall?: (e: ApiCallEvent) => void } = {}): Promise<{
+  m: OpenStackProviderManager; provider: OpenStackProvider; tmp: string;
+}> {
   const tmp = mkdtempSync(join(tmpdir(), 'np-osreal-cfg-'));
   writeFileSync(join(tmp, 'nodepool.yaml'), providerYaml(cloud));
-  const config = await loadConfig(join(tmp, 'nodepool.yaml'), { cloudsFile: join(dir, 'clouds.yaml'), env: { ...process.env, NODEPOOL_STATE_DIR: tmp } });
+  const config = await loadConfig(join(tmp, 'nodepool.yaml'), {
+    cloudsFile: opts.cloudsFile ?? join(dir, 'clouds.yaml'), env: { ...process.env, NODEPOOL_STATE_DIR: tmp },
+  });
   const provider = config.providers.get('real');
   assert.ok(provider && provider.driver === 'openstack');
-  const m = createOpenStackProvider(provider, { validateOnStart: false, pollIntervalMs: 500 });
+  const m = createOpenStackProvider(provider, {
+    validateOnStart: false, pollIntervalMs: 500, ...(opts.onApiCall ? { onApiCall: opts.onApiCall } : {}),
+  });
   await m.start();
   return { m, provider, tmp };
+}
+
+/** The real `openstack` CLI as the cloud's user demo (cloud `real`). */
+function openstackCli(args: string[]): string {
+  const r = spawnSync('/usr/bin/openstack', args, {
+    encoding: 'utf8', timeout: 120_000,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, OS_CLIENT_CONFIG_FILE: join(dir, 'clouds.yaml'), OS_CLOUD: 'real' },
+  });
+  assert.equal(r.status, 0, `openstack ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** An application credential of user demo on project demo, made with the real CLI. */
+function createAppCredential(name: string, expiresAt?: Date): { id: string; secret: string } {
+  const expiry = expiresAt ? ['--expiration', expiresAt.toISOString().slice(0, 19)] : [];
+  const ac = JSON.parse(openstackCli(['application', 'credential', 'create', name, ...expiry, '-f', 'json'])) as Record<string, string>;
+  assert.match(ac.id ?? '', /^[0-9a-f]{32}$/);
+  assert.ok((ac.secret ?? '').length > 20);
+  return { id: ac.id ?? '', secret: ac.secret ?? '' };
+}
+
+/** clouds.yaml with application-credential clouds of the real Keystone (auth type and auth keys per cloud). */
+function appCredClouds(file: string, clouds: Record<string, { type: string; auth: Record<string, string> }>): string {
+  const ks = readFileSync(join(dir, 'url'), 'utf8').trim();
+  writeFileSync(file, `clouds:\n${Object.entries(clouds).map(([name, c]) => `  ${name}:
+    auth_type: ${c.type}
+    auth:
+      auth_url: ${ks}
+${Object.entries(c.auth).map(([k, v]) => `      ${k}: ${v}`).join('\n')}
+    region_name: RegionOne
+    identity_api_version: 3
+`).join('')}`);
+  return ks;
 }
 
 /** Deletes every server of the project (a reused stack may hold a failed run's leftovers). */
@@ -219,6 +260,143 @@ test('launcher and builder against the real cloud: upload to Glance, boot, list,
     }
     await m.stop();
     await zk.close();
+    env.cleanup();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('driver with an application credential (by id, by name): a real Nova server booted and deleted; a wrong secret refused clearly', { skip }, async () => {
+  const name = `nodepool-${randomBytes(4).toString('hex')}`;
+  const cred = createAppCredential(name);
+  // (Keystone keeps a bcrypt hash of the secret, which reads only its first 72 bytes)
+  const wrong = `XXXXXX${cred.secret.slice(6)}`;
+  const cloudsFile = join(mkdtempSync(join(tmpdir(), 'np-osreal-ac-')), 'clouds.yaml');
+  const ks = appCredClouds(cloudsFile, {
+    'real-appcred': { type: 'v3applicationcredential', auth: { application_credential_id: cred.id, application_credential_secret: cred.secret } },
+    'real-appcred-name': {
+      type: 'applicationcredential',
+      auth: { application_credential_name: name, application_credential_secret: cred.secret, username: 'demo', user_domain_name: 'Default' },
+    },
+    'real-appcred-wrong': { type: 'v3applicationcredential', auth: { application_credential_id: cred.id, application_credential_secret: wrong } },
+  });
+  const password = await manager('real');
+  const { m, provider, tmp } = await manager('real-appcred', { cloudsFile });
+  try {
+    await password.m.getQuota();
+    await cleanSlate(m);
+    assert.equal(m.projectId(), password.m.projectId(), 'the credential\'s project: demo');
+    const label = provider.pools[0]?.labels[0];
+    assert.ok(label);
+    const flavor = await m.findFlavor(label); // pkgcloud
+    const created = await m.createServer(spec(provider, '0000000011', { kind: 'cloud', name: 'cirros', id: null }, flavor)); // ours
+    const server = await m.waitForServer(created.id, 120_000);
+    assert.equal(server.status, 'ACTIVE');
+    assert.match(server.publicIpv4 ?? '', /^172\.24\.8\./, 'a floating IP through the Neutron stand-in, on the credential\'s token');
+    assert.deepEqual((await m.listServers()).map((s) => s.id), [created.id]);
+    assert.ok((await m.listImages()).some((i) => i.name === 'cirros')); // our Glance module
+    await m.deleteServer(created.id); // pkgcloud
+    await m.waitForServerDeletion(created.id, 120_000);
+    assert.deepEqual(await m.listServers(), []);
+    assert.deepEqual(await m.validate(), []);
+
+    const byName = await manager('real-appcred-name', { cloudsFile });
+    try {
+      assert.deepEqual(await byName.m.listAzs(), ['nova']);
+      assert.equal(byName.m.projectId(), password.m.projectId());
+    } finally {
+      await byName.m.stop();
+      rmSync(byName.tmp, { recursive: true, force: true });
+    }
+
+    const refused = await manager('real-appcred-wrong', { cloudsFile });
+    try {
+      await assert.rejects(refused.m.listServers(), (err: unknown) => {
+        assert.ok(err instanceof ProviderError);
+        assert.equal(err.kind, 'fatal');
+        assert.match(err.message, new RegExp(`^cloud real-appcred-wrong: authentication failed for application credential ${cred.id} at ${ks.replace(/[.]/g, '\\.')} `));
+        assert.match(err.message, /HTTP 401: The request you have made requires authentication/);
+        assert.match(err.message, new RegExp(cloudsFile.replace(/[.]/g, '\\.')));
+        assert.doesNotMatch(err.message + String(err.stack), new RegExp(`${wrong}|${cred.secret}`));
+        return true;
+      });
+    } finally {
+      await refused.m.stop();
+      rmSync(refused.tmp, { recursive: true, force: true });
+    }
+  } finally {
+    await m.stop();
+    await password.m.stop();
+    openstackCli(['application', 'credential', 'delete', name]);
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(join(cloudsFile, '..'), { recursive: true, force: true });
+  }
+});
+
+test('an application credential that expires: Keystone caps its tokens, the driver renews them in time, then says it expired', { skip }, async () => {
+  const name = `nodepool-short-${randomBytes(4).toString('hex')}`;
+  const expiresAt = new Date(Math.ceil((Date.now() + 45_000) / 1000) * 1000);
+  const cred = createAppCredential(name, expiresAt);
+  const cloudsFile = join(mkdtempSync(join(tmpdir(), 'np-osreal-ac-')), 'clouds.yaml');
+  appCredClouds(cloudsFile, {
+    'real-appcred': { type: 'v3applicationcredential', auth: { application_credential_id: cred.id, application_credential_secret: cred.secret } },
+  });
+  const tokens: ApiCallEvent[] = [];
+  const { m, tmp } = await manager('real-appcred', { cloudsFile, onApiCall: (e) => { if (e.name === 'tokens') tokens.push(e); } });
+  try {
+    assert.equal((await m.listFlavors()).length, 4);
+    assert.deepEqual(tokens.map((t) => t.status), [201]);
+    // the token ends with the credential (~45 s), so it is renewed once less than half its life is left
+    await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() - 12_000));
+    m.invalidateQuotaCache();
+    assert.equal((await m.getQuota()).instances, 10); // pkgcloud
+    assert.ok((await m.listImages()).length > 0); // ours
+    assert.deepEqual(tokens.map((t) => t.status), [201, 201], 'one renewal, no call refused');
+    await new Promise((r) => setTimeout(r, expiresAt.getTime() - Date.now() + 2000));
+    await assert.rejects(m.listImages(), new RegExp(`authentication failed for application credential ${cred.id} at .*HTTP 401.*has not expired`));
+  } finally {
+    await m.stop();
+    openstackCli(['application', 'credential', 'delete', name]);
+    rmSync(tmp, { recursive: true, force: true });
+    rmSync(join(cloudsFile, '..'), { recursive: true, force: true });
+  }
+});
+
+test('launcher with an application credential: a node booted, listed and deleted in the real Nova', { skip }, async () => {
+  const name = `nodepool-launcher-${randomBytes(4).toString('hex')}`;
+  const cred = createAppCredential(name);
+  const env = testEnv();
+  const cloudsFile = join(env.dir, 'clouds.yaml');
+  appCredClouds(cloudsFile, {
+    'real-appcred': { type: 'v3applicationcredential', auth: { application_credential_id: cred.id, application_credential_secret: cred.secret } },
+  });
+  const config = env.write('nodepool.yaml', providerYaml('real-appcred').replace(/zookeeper-servers:\n  - host: 127.0.0.1\n/, env.zkYaml));
+  const saved = { clouds: process.env.OS_CLIENT_CONFIG_FILE, state: process.env.NODEPOOL_STATE_DIR };
+  process.env.OS_CLIENT_CONFIG_FILE = cloudsFile;
+  process.env.NODEPOOL_STATE_DIR = env.dir;
+  const zk = await connectZk(env);
+  const launcher = new Launcher({ configFile: config, hostname: 'real-appcred', watchIntervalMs: 0, cleanupIntervalMs: 60_000 });
+  const { m, tmp } = await manager('real-appcred', { cloudsFile });
+  try {
+    await cleanSlate(m);
+    await launcher.start();
+    const req = await waitDone(zk, await submit(zk, ['cirros']), 180_000);
+    assert.equal(req.state, 'fulfilled');
+    const node = await zk.getNode(req.nodes[0] ?? '');
+    assert.ok(node?.external_id);
+    assert.equal(node.provider, 'real');
+    const listed = await m.listServers();
+    assert.deepEqual(listed.map((s) => s.id), [node.external_id], 'a real Nova server, booted on the credential');
+    assert.equal(listed[0]?.metadata.nodepool_node_id, node.id);
+    await release(zk, req);
+    await waitFor('server deleted', async () => (await m.listServers()).length === 0, 120_000);
+  } finally {
+    await launcher.stop();
+    await cleanSlate(m).catch(() => undefined);
+    await m.stop();
+    await zk.close();
+    if (saved.clouds === undefined) delete process.env.OS_CLIENT_CONFIG_FILE; else process.env.OS_CLIENT_CONFIG_FILE = saved.clouds;
+    if (saved.state === undefined) delete process.env.NODEPOOL_STATE_DIR; else process.env.NODEPOOL_STATE_DIR = saved.state;
+    openstackCli(['application', 'credential', 'delete', name]);
     env.cleanup();
     rmSync(tmp, { recursive: true, force: true });
   }
