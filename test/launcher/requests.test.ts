@@ -11,7 +11,7 @@ const cleanups: (() => Promise<void> | void)[] = [];
 /** The manager of a cloud provider (fake), which the test asks for its servers. */
 function cloud(launcher: Launcher, name: string): CloudManager {
   const mgr = launcher.manager(name);
-  assert.ok(mgr !== null && mgr.kind !== 'static', `${name} is a cloud provider`);
+  assert.ok(mgr !== null && mgr.kind === 'cloud', `${name} is a cloud provider`);
   return mgr;
 }
 after(async () => {

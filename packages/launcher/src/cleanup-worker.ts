@@ -71,6 +71,8 @@ export class CleanupWorker {
     for (const [name, manager] of l.managers()) {
       if (manager.kind !== 'cloud') {
         if (manager.kind === 'static') await manager.syncRegistrations();
+        // metastatic: idle backing nodes are released, nodes of vanished ones retired
+        else await manager.cleanup();
         continue;
       }
       const servers = await manager.listServers();

@@ -48,6 +48,11 @@ export interface LauncherContext {
   /** `requestId`: the request the node was launched for */
   launchFinished(worker: PoolWorker, node: Node, state: 'ready' | 'failed' | 'aborted', ms: number, requestId: string | null): void;
   afterReady(worker: PoolWorker, node: Node): Promise<void>;
+  /**
+   * Host keys of a node's server known to its own driver without a scan (the fake cloud's), null
+   * when it has none to offer (metastatic nodes scan their backing node's address then).
+   */
+  hostKeysOf?(node: Node): Promise<string[] | null>;
   /** the provider's `launch-circuit-breaker`, when configured */
   launchCircuit?(provider: string): LaunchCircuit | null;
 }

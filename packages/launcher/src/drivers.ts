@@ -8,6 +8,7 @@ import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-t
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
 import { createStaticProvider } from '@nodepool-ts/driver-static';
 import { createOpenStackProvider, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
+import { createMetastaticProvider, type MetastaticManager as MetastaticDriverManager } from '@nodepool-ts/driver-metastatic';
 
 /** Optional hooks a driver may offer the launcher beyond the cloud interface. */
 export interface LauncherHooks {
@@ -21,6 +22,11 @@ export interface LauncherHooks {
   nodeDeleted?(node: Node): Promise<void>;
   /** periodic liveness check (`cron: check`) */
   checkNodes?(): Promise<void>;
+  /**
+   * The provider's config changed: take it in place and keep the manager (and its state); false
+   * (or absent) = the launcher replaces the manager (metastatic: its slot map must not be lost)
+   */
+  reconfigure?(provider: Provider): boolean;
 }
 
 /** A cloud driver (fake, openstack): launches servers. */
@@ -36,7 +42,13 @@ export interface StaticManager extends ProviderLifecycle, LauncherHooks {
   syncRegistrations(): Promise<void>;
 }
 
-export type AnyProviderManager = CloudManager | StaticManager;
+/**
+ * The metastatic driver (Nodepool 5.0+): never boots servers; a node it launches takes a slot on a
+ * backing node it requests from the launcher's other providers.
+ */
+export type MetastaticManager = MetastaticDriverManager & LauncherHooks;
+
+export type AnyProviderManager = CloudManager | StaticManager | MetastaticManager;
 
 /** Figures a driver reports for statsd and Prometheus (web/metrics.ts). */
 export interface DriverStats {
@@ -80,6 +92,8 @@ export function createProviderManager(provider: Provider, _ctx: DriverContext): 
     }
     case 'static':
       return createStaticProvider(provider, _ctx);
+    case 'metastatic':
+      return createMetastaticProvider(provider, _ctx);
     case 'openstack': {
       // pkgcloud is loaded by start(), so launchers without an OpenStack provider never load it
       const stats = _ctx.stats;

@@ -1,6 +1,6 @@
 // @nodepool-ts/launcher: the launcher daemon as a library (tests, the CLI's `delete --now`).
 export { Launcher, type LauncherOptions } from './launcher.js';
-export { createProviderManager, UnsupportedDriverError, type AnyProviderManager, type CloudManager, type StaticManager, type LauncherHooks, type DriverContext, type DriverStats } from './drivers.js';
+export { createProviderManager, UnsupportedDriverError, type AnyProviderManager, type CloudManager, type StaticManager, type MetastaticManager, type LauncherHooks, type DriverContext, type DriverStats } from './drivers.js';
 export { planRequest, compareRequests, neededLabels, MIN_READY_REQUESTOR, type Plan, type PlanInput, type PoolView, type Step } from './decide.js';
 export { LauncherEvents, type LauncherEventMap } from './events.js';
 export { pyFormat, formatHostname, FormatError } from './format.js';

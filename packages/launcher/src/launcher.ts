@@ -253,6 +253,8 @@ export class Launcher implements LauncherContext {
     // Providers: unchanged ones keep their manager (and its caches); changed ones are replaced.
     for (const [name, mgr] of this.providers) {
       const next = config.providers.get(name);
+      // (a driver that keeps its state across config changes takes the new config in place)
+      if (next && !providersEqual(mgr.config, next) && next.driver === mgr.config.driver && mgr.reconfigure?.(next) === true) continue;
       if (!next || !providersEqual(mgr.config, next)) {
         this.providers.delete(name);
         await this.retire(mgr);
@@ -626,6 +628,7 @@ export class Launcher implements LauncherContext {
 
   async unavailableLabels(provider: Provider, pool: Pool): Promise<ReadonlySet<string>> {
     const out = new Set<string>();
+    // (a metastatic label's backing label is requested like any other: nothing to wait for here)
     if (!isCloudProvider(provider)) return out;
     for (const label of provider.pools.find((p) => p.name === pool.name)?.labels ?? []) {
       if (!(await this.imageAvailable(provider, label.diskimage, label.cloudImage))) out.add(label.name);
@@ -662,6 +665,13 @@ export class Launcher implements LauncherContext {
       }
     }
     return false;
+  }
+
+  async hostKeysOf(node: Node): Promise<string[] | null> {
+    const mgr = node.provider === null ? undefined : this.providers.get(node.provider);
+    if (mgr === undefined || mgr.kind !== 'cloud' || !mgr.hostKeys || node.external_id === null) return null;
+    const server = await mgr.getServer(node.external_id);
+    return server === null ? null : mgr.hostKeys(server);
   }
 
   async checkReusable(worker: PoolWorker, node: Node): Promise<boolean> {
@@ -736,6 +746,9 @@ export class Launcher implements LauncherContext {
     return {
       providers: [...this.providers.keys()],
       workers: this.poolWorkers.map((w) => w.describe()),
+      // metastatic providers: their backing nodes and what each slot holds
+      backingNodes: Object.fromEntries([...this.providers].filter(([, m]) => m.kind === 'metastatic')
+        .map(([name, m]) => [name, m.kind === 'metastatic' ? m.describe() : []])),
       nodes: this.nodeCache?.all().length ?? 0,
       requests: this.requestCache?.all().length ?? 0,
       session: this.zk?.state ?? 'none',

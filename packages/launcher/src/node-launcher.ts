@@ -57,7 +57,7 @@ export interface LaunchContext {
   request?: Readonly<NodeRequest>;
 }
 
-async function store(ctx: LaunchContext, node: Node, reason: string): Promise<void> {
+export async function store(ctx: Pick<LaunchContext, 'zk' | 'onStore'>, node: Node, reason: string): Promise<void> {
   // The node's lock died with a ZooKeeper session: another launcher may be deleting it already.
   // Checked in the same tick as the write is issued, so the write cannot land in a new session.
   // A write whose reply a dropped connection lost is written again (the session, and the lock,
@@ -93,7 +93,7 @@ async function storeLeftover(ctx: LaunchContext, leftover: Node, reason: string)
  * is declared lost), then the node lock must still be ours. A launcher frozen past its session
  * timeout must not boot servers for nodes other launchers have reaped meanwhile.
  */
-async function stillOurs(ctx: LaunchContext, node: Node): Promise<boolean> {
+export async function stillOurs(ctx: Pick<LaunchContext, 'zk'>, node: Node): Promise<boolean> {
   if (ctx.zk.state !== 'connected') {
     await ctx.zk.waitConnected(ctx.zk.sessionTimeout + 5_000).catch(() => false);
   }

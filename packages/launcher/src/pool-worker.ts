@@ -1,7 +1,7 @@
 // PoolWorker: one per provider pool (§3.3). Nodepool's loops sleep 10 s between passes; this one
 // runs a pass whenever the request or node cache changes (ZooKeeper watches), with a slow timer
 // only as a safety net.
-import { isCloudProvider, type CloudPool, type CloudPoolLabel, type Pool, type Provider } from '@nodepool-ts/core/config';
+import { isCloudProvider, type CloudPool, type CloudPoolLabel, type MetastaticPool, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { MIN_READY_REQUESTOR, cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
@@ -9,6 +9,7 @@ import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { compareRequests, ZERO, addResources, fits, setTenant, tenantOf, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
+import { launchMetastaticNode } from './metastatic-launcher.js';
 import { labelReadyScript, runReadyScript } from '@nodepool-ts/driver-static';
 import type { LauncherContext } from './context.js';
 import type { LaunchCircuit } from './circuit-breaker.js';
@@ -404,6 +405,7 @@ export class PoolWorker {
   private labelResources = new Map<string, Resources>();
 
   private async resourcesOf(label: string): Promise<Resources> {
+    // (a metastatic node is one instance, as in Nodepool, whatever its backing node takes)
     if (!isCloudProvider(this.provider)) return { cores: 0, instances: 1, ram: 0 };
     const cached = this.labelResources.get(label);
     if (cached) return cached;
@@ -460,6 +462,13 @@ export class PoolWorker {
       return {
         provider: this.provider.name, pool: this.pool.name, maxServers: this.pool.maxServers,
         maxCores: Infinity, maxRam: Infinity, labels, canLaunch: false, ignoreProviderQuota: true,
+      };
+    }
+    if (this.provider.driver === 'metastatic') {
+      // launches take slots of backing nodes: only max-servers limits them here
+      return {
+        provider: this.provider.name, pool: this.pool.name, maxServers: this.pool.maxServers,
+        maxCores: Infinity, maxRam: Infinity, labels, canLaunch: true, ignoreProviderQuota: true,
       };
     }
     const pool = this.pool as CloudPool;
@@ -553,13 +562,65 @@ export class PoolWorker {
     const releaseWhenReady = request.requestor === MIN_READY_REQUESTOR;
     // (the request it is launched for: a min-ready node no longer names it once ready)
     const requestId = node.allocated_to;
+    const p0 = Date.now();
+    let launched: Promise<'ready' | 'failed' | 'aborted'>;
+    if (this.provider.driver === 'metastatic' && this.manager.kind === 'metastatic') {
+      launched = this.launchMetastatic(node, label, releaseWhenReady);
+    } else if (isCloudProvider(this.provider) && this.manager.kind === 'cloud') {
+      launched = this.launchCloud(node, label, az, request, releaseWhenReady);
+    } else {
+      return Promise.resolve('failed');
+    }
+    const p = launched.then(async (state) => {
+      this.ctx.launchFinished(this, node, state, Date.now() - p0, requestId);
+      if (state === 'ready') await this.ctx.afterReady(this, node);
+      return node.state === 'ready' || node.state === 'failed' || node.state === 'aborted' ? node.state : state;
+    }).catch((err: unknown) => {
+      this.log.error({ node: node.id, err: (err as Error).message }, `launch of node ${node.id} failed`);
+      return 'failed' as const;
+    });
+    const manager = this.manager;
+    this.launches.add(p);
+    this.launchManagers.set(p, manager);
+    void p.finally(() => {
+      this.launches.delete(p);
+      this.launchManagers.delete(p);
+      this.schedule();
+    });
+    return p;
+  }
+
+  /** A metastatic node takes a slot of a backing node (metastatic-launcher.ts). */
+  private launchMetastatic(node: Node, label: string, releaseWhenReady: boolean): Promise<'ready' | 'failed' | 'aborted'> {
+    if (this.provider.driver !== 'metastatic' || this.manager.kind !== 'metastatic') return Promise.resolve('failed');
+    const pool = this.pool as MetastaticPool;
+    const pl = pool.labels.find((l) => l.name === label);
+    if (pl === undefined) return Promise.resolve('failed');
+    return launchMetastaticNode({
+      zk: this.zk,
+      provider: this.provider,
+      pool,
+      label: pl,
+      manager: this.manager,
+      log: this.log,
+      signal: this.abort.signal,
+      onStore: (n, reason) => this.ctx.recordNode(n, this.id, reason),
+      onAttempt: (a) => this.ctx.recordLaunchAttempt(node, this.id, a),
+      releaseWhenReady,
+      keyscan: this.ctx.keyscan,
+      backingHostKeys: this.ctx.hostKeysOf === undefined ? undefined : (b) => this.ctx.hostKeysOf?.(b) ?? Promise.resolve(null),
+    }, node);
+  }
+
+  /** Boot a server for `node` in the cloud (node-launcher.ts). */
+  private launchCloud(node: Node, label: string, az: string | null, request: Readonly<NodeRequest>, releaseWhenReady: boolean): Promise<'ready' | 'failed' | 'aborted'> {
     if (!isCloudProvider(this.provider) || this.manager.kind !== 'cloud') return Promise.resolve('failed');
     const manager = this.manager;
     const pool = this.pool as CloudPool;
     const pl = pool.labels.find((l) => l.name === label) as CloudPoolLabel;
     const image = pl.diskimage !== null ? this.ctx.config.diskimages.get(pl.diskimage)
       : this.provider.cloudImages.find((c) => c.name === pl.cloudImage);
-    const p = launchNode({
+    return launchNode({
       zk: this.zk,
       provider: this.provider,
       pool,
@@ -577,23 +638,7 @@ export class PoolWorker {
         : (n, l, signal) => runReadyScript(n, l, this.ctx.config, { signal }),
       onAttempt: (a) => this.ctx.recordLaunchAttempt(node, this.id, a),
       releaseWhenReady,
-    }, node).then(async (state) => {
-      this.ctx.launchFinished(this, node, state, Date.now() - p0, requestId);
-      if (state === 'ready') await this.ctx.afterReady(this, node);
-      return node.state === 'ready' || node.state === 'failed' || node.state === 'aborted' ? node.state : state;
-    }).catch((err: unknown) => {
-      this.log.error({ node: node.id, err: (err as Error).message }, `launch of node ${node.id} failed`);
-      return 'failed' as const;
-    });
-    const p0 = Date.now();
-    this.launches.add(p);
-    this.launchManagers.set(p, manager);
-    void p.finally(() => {
-      this.launches.delete(p);
-      this.launchManagers.delete(p);
-      this.schedule();
-    });
-    return p;
+    }, node);
   }
 
   /** Whether a launch still runs on `manager` (a manager replaced by a reload retires after). */
