@@ -12,6 +12,16 @@ import {
 } from './helpers.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
+
+function python(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn('/usr/bin/python3', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+    p.on('exit', (code) => resolve({ code: code ?? 1, out }));
+  });
+}
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
@@ -123,6 +133,13 @@ test('a restarted launcher rebuilds the slot map from ZooKeeper', async () => {
   await first.stop();
   // the persistent lock outlived the launcher's session
   assert.deepEqual(await zk.getNodeLockContenders(bn1), [OWNER]);
+  // and Nodepool, reading the tree with kazoo, finds the same slot map
+  const view = await python(['test/metastatic/nodepool_view.py', env.kazooHosts, 'meta-provider']);
+  assert.equal(view.code, 0, view.out);
+  const seen = JSON.parse(view.out) as Record<string, { label: string; slots: number; failed: boolean; assigned: Record<string, string> }>;
+  assert.deepEqual(Object.keys(seen), [bn1]);
+  assert.deepEqual({ ...seen[bn1], launched: undefined },
+    { label: 'user-label', slots: 2, failed: false, launched: undefined, assigned: { 0: t1.node.id } });
 
   const second = await startLauncher(cfg, cleanups);
   assert.deepEqual(metaManager(second).describe().map((b) => [b.label, b.backingNode, b.slots]),
@@ -261,14 +278,7 @@ test('a backing request that fails fails the node\'s launch attempts, then the r
 test('a kazoo client acting as Zuul gets metastatic nodes', async () => {
   const { env, zk } = await envWithZk(cleanups);
   await startLauncher(env.write('nodepool.yaml', metastaticYaml(env)), cleanups);
-  const r = await new Promise<{ code: number; out: string }>((resolve) => {
-    const p = spawn('/usr/bin/python3', ['test/zuul/zuul_client.py', env.kazooHosts, 'user-label,user-label', '--count', '2', '--timeout', '30'],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    p.on('exit', (code) => resolve({ code: code ?? 1, out }));
-  });
+  const r = await python(['test/zuul/zuul_client.py', env.kazooHosts, 'user-label,user-label', '--count', '2', '--timeout', '30']);
   assert.equal(r.code, 0, r.out);
   const results = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => !l.summary);
   assert.equal(results.length, 2);

@@ -6,7 +6,7 @@ import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   ConfigError, loadConfig, resolveStateDir, validateConfig,
-  type CloudPool, type FakeProvider, type OpenStackProvider, type Provider, type StaticProvider,
+  type CloudPool, type FakeProvider, type MetastaticProvider, type OpenStackProvider, type Provider, type StaticProvider,
 } from '../src/config/index.js';
 import { fixture, FIXTURES, isolatedEnv, REPO, tempDir } from './config-helpers.js';
 
@@ -445,6 +445,11 @@ test('etc/ samples: the demo and the commented production example', async () => 
   assert.equal(os.cloudConfig.name, 'mycloud');
   const st = provider(prod.providers.get('lab-static'), 'static') as StaticProvider;
   assert.equal(st.pools[0]?.nodes.length, 2);
+  const meta = provider(prod.providers.get('mycloud-shared'), 'metastatic') as MetastaticProvider;
+  assert.deepEqual(meta.pools[0]?.labels, [{
+    name: 'ubuntu-bionic-1x', backingLabel: 'ubuntu-bionic-8x', maxParallelJobs: 4, graceTime: 600,
+    minRetentionTime: 3600, maxAge: 86400, hostKeyChecking: false,
+  }]);
   assert.ok(prod.diskimages.get('ubuntu-bionic')?.elements.includes('nodepool-base'));
   assert.equal(prod.diskimages.get('centos-7')?.envVars.REG_PASSWORD, 'change-me');
   assert.equal(prod.zookeeperServers.length, 3);
