@@ -4,6 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
 import { paths } from '@nodepool-ts/core/zk';
 import { envWithZk, waitFor } from '../helpers/harness.js';
@@ -167,6 +168,21 @@ test('nodes returned while no launcher ran: their backing node is released after
   await waitGone(zk, t1.node.id ?? '');
   await waitGone(zk, bn1);
   assert.deepEqual(await nodeIds(zk), []);
+});
+
+test('a config change keeps the metastatic provider\'s slot map (applied in place)', async () => {
+  const { env, zk } = await envWithZk(cleanups);
+  const cfg = env.write('nodepool.yaml', metastaticYaml(env));
+  const launcher = await startLauncher(cfg, cleanups);
+  const manager = metaManager(launcher);
+  const t1 = await take(zk, 'user-label');
+  const bn1 = backingOf(t1.node);
+  writeFileSync(cfg, metastaticYaml(env).replace('            grace-time: 1\n            max-age: 300', '            grace-time: 2\n            max-age: 300'));
+  await waitFor('config reloaded', () => metaManager(launcher).config.pools[0]?.labels[0]?.graceTime === 2, 10_000);
+  assert.equal(metaManager(launcher), manager, 'the same manager');
+  const t2 = await take(zk, 'user-label');
+  assert.equal(backingOf(t2.node), bn1);
+  assert.equal(t2.node.extra['slot'], 1);
 });
 
 test('max-age: an old backing node takes no new nodes and goes once idle', async () => {
