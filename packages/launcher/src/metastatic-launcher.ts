@@ -8,7 +8,7 @@ import type { Logger } from '@nodepool-ts/core/log';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { applyBackingNode, METASTATIC_IMAGE_ID, MetastaticError } from '@nodepool-ts/driver-metastatic';
 import type { MetastaticManager } from './drivers.js';
-import { LaunchError, stillOurs, store, type LaunchResult } from './node-launcher.js';
+import { LaunchError, runLaunchAttempts, store, type LaunchResult } from './node-launcher.js';
 
 export interface MetastaticLaunchContext {
   zk: ZooKeeper;
@@ -80,40 +80,16 @@ async function attempt(ctx: MetastaticLaunchContext, node: Node): Promise<void> 
  * Launch `node` (stored, locked, state `building`) on a backing node. Resolves with the state it
  * stored last: `ready` or `failed` (a metastatic launch is never aborted for quota).
  */
-export async function launchMetastaticNode(ctx: MetastaticLaunchContext, node: Node): Promise<'ready' | 'failed' | 'aborted'> {
-  const retries = Math.max(1, ctx.provider.launchRetries);
-  const started = Date.now();
-  let lastResult: LaunchResult = 'error.unknown';
+export function launchMetastaticNode(ctx: MetastaticLaunchContext, node: Node): Promise<'ready' | 'failed' | 'aborted'> {
   node.image_id = METASTATIC_IMAGE_ID;
-  for (let n = 1; n <= retries; n++) {
-    const attemptStart = Date.now();
-    if (!(await stillOurs(ctx, node))) {
-      lastResult = 'error.zksession';
-      ctx.log.warn({ node: node.id }, `Abandoning the launch of node ${node.id}: its lock was lost with the ZooKeeper session`);
-      break;
-    }
-    try {
-      await attempt(ctx, node);
-      ctx.onAttempt?.({ attempt: n, startedAt: attemptStart, endedAt: Date.now(), result: 'ready', error: null });
-      node.state = 'ready';
-      node.state_time = Date.now() / 1000;
-      if (ctx.releaseWhenReady) node.allocated_to = null;
-      await store(ctx, node, `launched in ${Date.now() - started} ms`);
-      return 'ready';
-    } catch (err) {
-      lastResult = classify(err);
-      const message = err instanceof Error ? err.message : String(err);
-      ctx.onAttempt?.({ attempt: n, startedAt: attemptStart, endedAt: Date.now(), result: lastResult, error: message });
-      ctx.log.warn({ node: node.id, attempt: n, retries, result: lastResult, err: message },
-        `Launch attempt ${n}/${retries} for node ${node.id} failed: ${message}`);
+  return runLaunchAttempts(node, {
+    ctx,
+    attempt: () => attempt(ctx, node),
+    classify,
+    afterFailure: async (_result, err) => {
       if (node.id !== null) ctx.manager.deallocate(node.id);
       clearSlot(node);
-      if (ctx.zk.state === 'lost') lastResult = 'error.zksession';
-      if (ctx.signal.aborted || lastResult === 'error.zksession' || (err instanceof MetastaticError && err.code === 'ESTOPPED')) break;
-    }
-  }
-  node.state = 'failed';
-  node.state_time = Date.now() / 1000;
-  if (lastResult !== 'error.zksession' && ctx.zk.holdsLock(node)) await store(ctx, node, `launch ${lastResult}`);
-  return 'failed';
+      return err instanceof MetastaticError && err.code === 'ESTOPPED';
+    },
+  });
 }

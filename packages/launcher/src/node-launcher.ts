@@ -266,11 +266,27 @@ async function launchAttempt(ctx: LaunchContext, node: Node): Promise<void> {
   }
 }
 
+/** What a driver's launch gives the shared attempt loop (`runLaunchAttempts`). */
+export interface AttemptLoop {
+  /** the launcher's side of the launch */
+  ctx: Pick<LaunchContext, 'zk' | 'log' | 'signal' | 'onStore' | 'onAttempt' | 'releaseWhenReady'> & {
+    provider: { launchRetries: number };
+  };
+  /** one attempt: the node is ready to be stored READY when it resolves */
+  attempt(): Promise<void>;
+  /** how a failed attempt's error counts */
+  classify(err: unknown): LaunchResult;
+  /** undo what a failed attempt left; true stops the retries */
+  afterFailure(result: LaunchResult, err: unknown): Promise<boolean>;
+}
+
 /**
- * Launch `node` (stored, locked, state `building`). Resolves with the final state it stored:
- * `ready`, `failed` or `aborted` (cloud quota exceeded: the handler relaunches later).
+ * Nodepool's launch retries: up to `launch-retries` attempts while the node's lock is ours;
+ * resolves with the state stored last — `ready`, `failed`, or `aborted` (cloud quota exceeded:
+ * the handler relaunches later).
  */
-export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready' | 'failed' | 'aborted'> {
+export async function runLaunchAttempts(node: Node, loop: AttemptLoop): Promise<'ready' | 'failed' | 'aborted'> {
+  const { ctx } = loop;
   const retries = Math.max(1, ctx.provider.launchRetries);
   const started = Date.now();
   let lastResult: LaunchResult = 'error.unknown';
@@ -282,7 +298,7 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
       break;
     }
     try {
-      await launchAttempt(ctx, node);
+      await loop.attempt();
       ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: 'ready', error: null });
       node.state = 'ready';
       node.state_time = Date.now() / 1000;
@@ -290,12 +306,32 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
       await store(ctx, node, `launched in ${Date.now() - started} ms`);
       return 'ready';
     } catch (err) {
-      lastResult = classify(err);
+      lastResult = loop.classify(err);
       const message = err instanceof Error ? err.message : String(err);
       ctx.onAttempt?.({ attempt, startedAt: attemptStart, endedAt: Date.now(), result: lastResult, error: message });
       ctx.log.warn({ node: node.id, attempt, retries, result: lastResult, err: message },
         `Launch attempt ${attempt}/${retries} for node ${node.id} failed: ${message}`);
       if (ctx.zk.state === 'lost') lastResult = 'error.zksession';
+      const stop = await loop.afterFailure(lastResult, err);
+      if (stop || lastResult === 'error.quota' || ctx.signal.aborted || lastResult === 'error.nodepool'
+        || lastResult === 'error.zksession') break;
+    }
+  }
+  node.state = lastResult === 'error.quota' ? 'aborted' : 'failed';
+  node.state_time = Date.now() / 1000;
+  if (lastResult !== 'error.zksession' && ctx.zk.holdsLock(node)) {
+    await store(ctx, node, `launch ${lastResult}`);
+  }
+  return node.state;
+}
+
+/** Launch `node` (stored, locked, state `building`) in a cloud. */
+export function launchNode(ctx: LaunchContext, node: Node): Promise<'ready' | 'failed' | 'aborted'> {
+  return runLaunchAttempts(node, {
+    ctx,
+    attempt: () => launchAttempt(ctx, node),
+    classify,
+    afterFailure: async (result) => {
       if (node.external_id !== null) {
         // Leave the half-built server to the DeletedNodeWorker through an artificial record.
         const leftover = newNode({
@@ -313,17 +349,8 @@ export async function launchNode(ctx: LaunchContext, node: Node): Promise<'ready
         node.private_ipv4 = null;
         node.interface_ip = null;
       }
-      if (lastResult === 'error.quota') {
-        ctx.manager.invalidateQuotaCache();
-        break;
-      }
-      if (ctx.signal.aborted || lastResult === 'error.nodepool' || lastResult === 'error.zksession') break;
-    }
-  }
-  node.state = lastResult === 'error.quota' ? 'aborted' : 'failed';
-  node.state_time = Date.now() / 1000;
-  if (lastResult !== 'error.zksession' && ctx.zk.holdsLock(node)) {
-    await store(ctx, node, `launch ${lastResult}`);
-  }
-  return node.state;
+      if (result === 'error.quota') ctx.manager.invalidateQuotaCache();
+      return false;
+    },
+  });
 }
