@@ -136,6 +136,26 @@ describe('commands', () => {
     }
   });
 
+  test('delete: a metastatic backing node (persistent lock) names the nodes to delete instead', async () => {
+    const backing = await seedNode(fx, { state: 'in-use' });
+    const id = backing.id ?? '';
+    const slot = await seedNode(fx, {
+      provider: 'meta-provider', type: ['small'],
+      extra: { driver_data: { backing_node: id, slot: 0, node: '' } },
+    });
+    assert.equal(await fx.zk.lockNodePersistent(id, 'NodePool:metastatic:meta-provider', { blocking: false }), true);
+    try {
+      const r = await runCli([...cfg(), 'delete', id]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `nodepool: Timeout trying to lock node ${id} (locked by another process for more than 5s): `
+        + `it is a backing node of metastatic provider meta-provider, serving node(s) ${slot.id ?? ''}; delete those `
+        + 'and the launcher releases it once idle\n');
+      assert.equal((await fx.zk.getNode(id))?.state, 'in-use');
+    } finally {
+      await fx.zk.forceUnlockNode(id, 'NodePool:metastatic:meta-provider');
+    }
+  });
+
   test('delete --now removes the node in the foreground', async () => {
     const node = await seedNode(fx, { external_id: 'no-such-server' });
     const id = node.id ?? '';

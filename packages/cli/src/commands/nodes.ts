@@ -34,11 +34,31 @@ async function lockForUpdate(zk: ZooKeeper, node: Node, id: string): Promise<voi
   } catch (err) {
     if (err instanceof LockTimeoutError) {
       throw new CliError('ELOCKTIMEOUT',
-        `Timeout trying to lock node ${id} (locked by another process for more than ${NODE_LOCK_TIMEOUT_MS / 1000}s)`,
-        1, { node: id });
+        `Timeout trying to lock node ${id} (locked by another process for more than ${NODE_LOCK_TIMEOUT_MS / 1000}s)`
+        + await backingNodeHint(zk, id), 1, { node: id });
     }
     throw err;
   }
+}
+
+/** Requestor and lock identifier of Nodepool's metastatic driver, `NodePool:metastatic:<provider>`. */
+const METASTATIC_HOLDER = 'NodePool:metastatic:';
+
+/**
+ * A metastatic backing node is held by a persistent lock for as long as it serves slots: say so,
+ * and which nodes to delete instead, rather than leave the operator with a bare timeout.
+ */
+async function backingNodeHint(zk: ZooKeeper, id: string): Promise<string> {
+  const holders = await zk.getNodeLockContenders(id).catch(() => [] as string[]);
+  const holder = holders.find((h) => h.startsWith(METASTATIC_HOLDER));
+  if (holder === undefined) return '';
+  const serving = (await zk.getNodes().catch(() => [] as Node[])).filter((n) => {
+    const dd = n.extra['driver_data'];
+    return dd !== null && typeof dd === 'object' && (dd as Record<string, unknown>)['backing_node'] === id;
+  }).map((n) => n.id ?? '').sort();
+  return `: it is a backing node of metastatic provider ${holder.slice(METASTATIC_HOLDER.length)}`
+    + (serving.length > 0 ? `, serving node(s) ${serving.join(', ')}; delete those` : '; delete the metastatic nodes on it')
+    + ' and the launcher releases it once idle';
 }
 
 /**
