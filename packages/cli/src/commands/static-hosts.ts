@@ -8,7 +8,7 @@
 //
 // The store lives in @nodepool-ts/driver-static and is imported at run time, like the other
 // plugged commands import their modules (no build-time dependency of the CLI on a driver).
-import type { Config, StaticProvider } from '@nodepool-ts/core/config';
+import type { Config } from '@nodepool-ts/core/config';
 import type { Node } from '@nodepool-ts/core/model';
 import { pythonJson } from '@nodepool-ts/core/model';
 import { getLogger } from '@nodepool-ts/core/log';
@@ -63,6 +63,8 @@ interface StoreLike {
 interface StaticModule {
   StaticHostStore: new (zk: ZooKeeper) => StoreLike;
   StaticDriverError: new (...args: never[]) => Error & { code: string };
+  staticHostRows(config: Config, runtime: readonly RuntimeHost[], nodes: readonly Node[],
+    filter: { provider?: string | null; os?: string | null; tags?: readonly string[] }): HostRow[];
 }
 
 export const STATIC_HOST_HELP = `usage: nodepool static-host [-h] {list,add,remove} ...
@@ -184,7 +186,7 @@ async function loadModule(): Promise<StaticModule> {
   } catch (err) {
     throw new CliError('EUNAVAILABLE', `static hosts are not available in this build (${STATIC_MODULE}: ${(err as Error).message})`);
   }
-  if (typeof mod.StaticHostStore !== 'function' || typeof mod.StaticDriverError !== 'function') {
+  if (typeof mod.StaticHostStore !== 'function' || typeof mod.StaticDriverError !== 'function' || typeof mod.staticHostRows !== 'function') {
     throw new CliError('EUNAVAILABLE', `static hosts are not available in this build (${STATIC_MODULE} has no StaticHostStore)`);
   }
   return mod as StaticModule;
@@ -209,6 +211,7 @@ async function zookeeper(ctx: CliContext): Promise<{ zk: ZooKeeper; done(): Prom
   return { zk, done: () => zk.close() };
 }
 
+/** The row of @nodepool-ts/driver-static's staticHostRows (shared with the web API). */
 interface HostRow {
   name: string;
   provider: string;
@@ -232,34 +235,6 @@ function rowCells(r: HostRow): Cell[] {
     r.os, r.tags, r.source, r.registered, r.ready];
 }
 
-function hostRows(config: Config, runtime: readonly RuntimeHost[], nodes: readonly Node[]): HostRow[] {
-  const count = (provider: string, name: string): { registered: number; ready: number } => {
-    const mine = nodes.filter((n) => n.provider === provider && n.hostname === name);
-    return { registered: mine.length, ready: mine.filter((n) => n.state === 'ready' && n.allocated_to === null).length };
-  };
-  const rows: HostRow[] = [];
-  const providers = [...config.providers.values()].filter((p): p is StaticProvider => p.driver === 'static');
-  for (const p of providers) {
-    for (const pool of p.pools) {
-      for (const n of pool.nodes) {
-        rows.push({
-          name: n.name, provider: p.name, pool: pool.name, labels: [...n.labels], username: n.username,
-          port: n.connectionPort, connection_type: n.connectionType, max_parallel_jobs: n.maxParallelJobs,
-          os: null, tags: [], source: 'config', ...count(p.name, n.name),
-        });
-      }
-    }
-  }
-  for (const h of runtime) {
-    rows.push({
-      name: h.name, provider: h.provider, pool: h.pool, labels: [...h.labels], username: h.username,
-      port: h.connectionPort, connection_type: h.connectionType, max_parallel_jobs: h.maxParallelJobs,
-      os: h.os, tags: [...h.tags], source: 'runtime', ...count(h.provider, h.name),
-    });
-  }
-  return rows;
-}
-
 export const staticHostCommand: CommandFn = async (argv, ctx) => {
   const p = parse(argv);
   if (p.sub === 'help') {
@@ -277,10 +252,7 @@ export const staticHostCommand: CommandFn = async (argv, ctx) => {
         const provider = p.single.get('--provider') ?? null;
         const os = p.single.get('--os') ?? null;
         const tags = p.multi.get('--tag') ?? [];
-        let rows = hostRows(config, await store.list(provider), await zk.getNodes());
-        rows = rows.filter((r) => (!provider || r.provider === provider)
-          && (!os || (r.os ?? '').toLowerCase() === os.toLowerCase())
-          && tags.every((t) => r.tags.includes(t)));
+        const rows = mod.staticHostRows(config, await store.list(provider), await zk.getNodes(), { provider, os, tags });
         if (json) ctx.out(pythonJson(rows));
         else ctx.out(formatTable(COLUMNS, rows.map(rowCells)));
         return 0;

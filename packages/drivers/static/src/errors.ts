@@ -21,10 +21,20 @@ export class StaticDriverError extends Error {
   }
 }
 
+/** One problem of a runtime host definition: the field (nodepool.yaml's key name) and what is wrong. */
+export interface HostIssue {
+  field: string;
+  message: string;
+}
+
 /** Several problems with one runtime host definition, all reported at once. */
 export class StaticHostValidationError extends StaticDriverError {
-  constructor(readonly host: string, readonly problems: string[]) {
+  readonly problems: string[];
+
+  constructor(readonly host: string, readonly issues: HostIssue[]) {
+    const problems = issues.map((i) => i.message);
     super('EBADHOST', `static host ${JSON.stringify(host)}: ${problems.join('; ')}`, { host, problems });
+    this.problems = problems;
     this.name = 'StaticHostValidationError';
   }
 }

@@ -13,6 +13,7 @@ export {
 } from './ready-script.js';
 export {
   StaticHostStore, validateRuntimeHost, runtimeHostFromData, filterHosts, configuredHost, CONNECTION_TYPES,
-  type RuntimeHost, type RuntimeHostInput, type HostFilter,
+  type RuntimeHost, type RuntimeHostInput, type HostFilter, type HostField,
 } from './runtime-hosts.js';
-export { StaticDriverError, StaticHostValidationError, type StaticErrorCode } from './errors.js';
+export { staticHostRows, runtimeHostView, type StaticHostRow, type RuntimeHostView } from './host-list.js';
+export { StaticDriverError, StaticHostValidationError, type StaticErrorCode, type HostIssue } from './errors.js';

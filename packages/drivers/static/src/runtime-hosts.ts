@@ -10,7 +10,7 @@ import { parseJsonObject, pythonJson } from '@nodepool-ts/core/model';
 import { nowSeconds } from '@nodepool-ts/core/util';
 import { isNoNode, isNodeExists, paths, type RawEvent, type SessionState, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { normalizeHostKey, SSH_CONNECTION_TYPES } from '@nodepool-ts/core/ssh';
-import { StaticDriverError, StaticHostValidationError } from './errors.js';
+import { StaticDriverError, StaticHostValidationError, type HostIssue } from './errors.js';
 
 export const CONNECTION_TYPES: readonly string[] = ['ssh', 'winrm', 'network_cli'];
 
@@ -47,6 +47,10 @@ export interface RuntimeHostInput {
   addedBy?: string | null;
 }
 
+/** The fields of a runtime host definition, by their nodepool.yaml names (as the web API takes them). */
+export type HostField = 'provider' | 'pool' | 'name' | 'labels' | 'username' | 'timeout' | 'host-key'
+  | 'connection-port' | 'connection-type' | 'max-parallel-jobs' | 'os' | 'tags';
+
 export interface HostFilter {
   provider?: string | null;
   os?: string | null;
@@ -79,26 +83,27 @@ function isInt(v: unknown): v is number {
  * defaults. Name uniqueness against other runtime hosts is the store's job.
  */
 export function validateRuntimeHost(config: Config, input: RuntimeHostInput): RuntimeHost {
-  const problems: string[] = [];
+  const issues: HostIssue[] = [];
+  const problems = { push: (field: HostField, message: string): void => { issues.push({ field, message }); } };
   const name = input.name.trim();
   if (name === '' || name === '.' || name === '..' || !HOST_NAME.test(name)) {
-    problems.push(`invalid host name ${JSON.stringify(input.name)} (a DNS name or an IP address)`);
+    problems.push('name', `invalid host name ${JSON.stringify(input.name)} (a DNS name or an IP address)`);
   }
   const provider = config.providers.get(input.provider);
   let pool: StaticPool | undefined;
   if (!provider) {
-    problems.push(`provider ${JSON.stringify(input.provider)} is not configured`);
+    problems.push('provider', `provider ${JSON.stringify(input.provider)} is not configured`);
   } else if (provider.driver !== 'static') {
-    problems.push(`provider ${JSON.stringify(input.provider)} uses driver ${provider.driver}, not static`);
+    problems.push('provider', `provider ${JSON.stringify(input.provider)} uses driver ${provider.driver}, not static`);
   } else if (input.pool) {
     pool = provider.pools.find((p) => p.name === input.pool);
     if (!pool) {
-      problems.push(`provider ${provider.name} has no pool ${JSON.stringify(input.pool)} (pools: ${provider.pools.map((p) => p.name).join(', ') || 'none'})`);
+      problems.push('pool', `provider ${provider.name} has no pool ${JSON.stringify(input.pool)} (pools: ${provider.pools.map((p) => p.name).join(', ') || 'none'})`);
     }
   } else if (provider.pools.length === 1) {
     pool = provider.pools[0];
   } else {
-    problems.push(`provider ${provider.name} has ${provider.pools.length} pools; name one (pools: ${provider.pools.map((p) => p.name).join(', ') || 'none'})`);
+    problems.push('pool', `provider ${provider.name} has ${provider.pools.length} pools; name one (pools: ${provider.pools.map((p) => p.name).join(', ') || 'none'})`);
   }
   const configured = configuredHost(config, name);
   if (configured) {
@@ -107,38 +112,38 @@ export function validateRuntimeHost(config: Config, input: RuntimeHostInput): Ru
       { host: name, ...configured });
   }
   const labels = typeof input.labels === 'string' ? input.labels.split(/\s+/).filter((s) => s !== '') : [...input.labels];
-  if (labels.length === 0) problems.push('at least one label is required');
+  if (labels.length === 0) problems.push('labels', 'at least one label is required');
   for (const l of labels) {
     if (!config.labels.has(l)) {
-      problems.push(`label ${JSON.stringify(l)} is not defined in the top-level labels`);
+      problems.push('labels', `label ${JSON.stringify(l)} is not defined in the top-level labels`);
     } else if (pool && !pool.labels.some((pl) => pl.name === l)) {
       // The launchers only route a label to pools whose configured nodes offer it.
-      problems.push(`label ${JSON.stringify(l)} is not offered by pool ${pool.name} (it offers: ${pool.labels.map((pl) => pl.name).join(', ') || 'nothing'}); `
+      problems.push('labels', `label ${JSON.stringify(l)} is not offered by pool ${pool.name} (it offers: ${pool.labels.map((pl) => pl.name).join(', ') || 'nothing'}); `
         + 'a static pool offers the labels of its configured nodes');
     }
   }
   const connectionType = input.connectionType ?? 'ssh';
   if (!CONNECTION_TYPES.includes(connectionType)) {
-    problems.push(`connection-type ${JSON.stringify(connectionType)} is not one of ${CONNECTION_TYPES.join(', ')}`);
+    problems.push('connection-type', `connection-type ${JSON.stringify(connectionType)} is not one of ${CONNECTION_TYPES.join(', ')}`);
   }
   const port = input.connectionPort ?? 22;
-  if (!isInt(port) || port < 1 || port > 65535) problems.push(`connection-port ${String(port)} is not a port number`);
+  if (!isInt(port) || port < 1 || port > 65535) problems.push('connection-port', `connection-port ${String(port)} is not a port number`);
   const timeout = input.timeout ?? 5;
-  if (!isInt(timeout) || timeout < 1) problems.push(`timeout ${String(timeout)} must be a positive number of seconds`);
+  if (!isInt(timeout) || timeout < 1) problems.push('timeout', `timeout ${String(timeout)} must be a positive number of seconds`);
   const maxParallelJobs = input.maxParallelJobs ?? 1;
-  if (!isInt(maxParallelJobs) || maxParallelJobs < 1) problems.push(`max-parallel-jobs ${String(maxParallelJobs)} must be at least 1`);
+  if (!isInt(maxParallelJobs) || maxParallelJobs < 1) problems.push('max-parallel-jobs', `max-parallel-jobs ${String(maxParallelJobs)} must be at least 1`);
   const rawKeys = input.hostKey === undefined ? [] : typeof input.hostKey === 'string' ? [input.hostKey] : [...input.hostKey];
   const hostKey = rawKeys.map(normalizeHostKey).filter((k) => k !== '');
   for (const k of hostKey) {
-    if (!/^\S+ [A-Za-z0-9+/]+={0,3}$/.test(k)) problems.push(`host-key ${JSON.stringify(k.slice(0, 40))} is not "<type> <base64>"`);
+    if (!/^\S+ [A-Za-z0-9+/]+={0,3}$/.test(k)) problems.push('host-key', `host-key ${JSON.stringify(k.slice(0, 40))} is not "<type> <base64>"`);
   }
   if (hostKey.length > 0 && !SSH_CONNECTION_TYPES.has(connectionType)) {
-    problems.push(`host-key is only checked for ssh and network_cli hosts, not ${connectionType}`);
+    problems.push('host-key', `host-key is only checked for ssh and network_cli hosts, not ${connectionType}`);
   }
   const username = input.username ?? 'zuul';
-  if (username === '' || /\s/.test(username)) problems.push(`invalid username ${JSON.stringify(username)}`);
+  if (username === '' || /\s/.test(username)) problems.push('username', `invalid username ${JSON.stringify(username)}`);
   const tags = [...(input.tags ?? [])].map((t) => t.trim()).filter((t) => t !== '');
-  if (problems.length > 0 || !pool) throw new StaticHostValidationError(name, problems);
+  if (issues.length > 0 || !pool) throw new StaticHostValidationError(name, issues);
   return {
     name,
     provider: input.provider,

@@ -104,6 +104,9 @@ describe('StaticHostStore', () => {
       assert.match(text, /connection-port 70000/);
       assert.match(text, /max-parallel-jobs 0/);
       assert.match(text, /host-key "garbage"/);
+      // each problem names its field by the nodepool.yaml key (the web API reports them so)
+      assert.deepEqual([...new Set(e.issues.map((i) => i.field))].sort(),
+        ['connection-port', 'connection-type', 'host-key', 'labels', 'max-parallel-jobs', 'name', 'pool']);
       return true;
     });
     await assert.rejects(store.add(config, { provider: 'fake-cloud', name: 'x.example', labels: ['small'] }), /uses driver fake, not static/);
