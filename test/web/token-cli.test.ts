@@ -27,8 +27,8 @@ test('token create prints only the token on stdout; list, revoke, --json', async
   const l = await np('token', 'list');
   assert.equal(l.code, 0);
   const lines = l.out.trimEnd().split('\n');
-  assert.equal(lines[1], '| ID           | Name  | State  | Created                 | Expires                 | Last Used | Max Nodes |');
-  assert.match(lines[3] ?? '', /^\| [0-9a-f]{12} \| alice \| active \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| 2027-02-14 08:00:00 UTC \| +\| 3 +\|$/);
+  assert.equal(lines[1], '| ID           | Name  | State  | Created                 | Expires                 | Last Used | Max Nodes | Scopes |');
+  assert.match(lines[3] ?? '', /^\| [0-9a-f]{12} \| alice \| active \| \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \| 2027-02-14 08:00:00 UTC \| +\| 3 +\| leases \|$/);
   assert.ok(!l.out.includes(token.slice(16)), 'list never shows the secret');
 
   const j = await np('token', 'create', '--name', 'ci', '--json');
@@ -50,8 +50,30 @@ test('token create prints only the token on stdout; list, revoke, --json', async
   } finally {
     await launcher.stop();
   }
-  const js = JSON.parse((await np('token', 'list', '--json')).out) as { name: string; state: string }[];
-  assert.deepEqual(js.map((t) => [t.name, t.state]), [['alice', 'revoked'], ['ci', 'active']]);
+  const js = JSON.parse((await np('token', 'list', '--json')).out) as { name: string; state: string; scopes: string[] }[];
+  assert.deepEqual(js.map((t) => [t.name, t.state, t.scopes]), [['alice', 'revoked', ['leases']], ['ci', 'active', ['leases']]]);
+});
+
+test('token create --scope: repeatable, shown by list; an unknown scope is a usage error naming it', async () => {
+  const ops = await np('token', 'create', '--name', 'ops', '--scope', 'hosts');
+  assert.equal(ops.code, 0, ops.err);
+  assert.match(ops.err, /Token ops \(id [0-9a-f]{12}\) created; expires never; scopes hosts\./);
+  const both = await np('token', 'create', '--name', 'both', '--scope', 'hosts', '--scope=leases', '--json');
+  assert.equal(both.code, 0, both.err);
+  assert.deepEqual((JSON.parse(both.out) as { scopes: string[] }).scopes, ['leases', 'hosts']);
+  const bad = await np('token', 'create', '--name', 'x2', '--scope', 'leases', '--scope', 'admin');
+  assert.equal(bad.code, 2);
+  assert.match(bad.err, /argument --scope: invalid choice: 'admin' \(choose from 'leases', 'hosts'\)/);
+  const notCreate = await np('token', 'list', '--scope', 'hosts');
+  assert.equal(notCreate.code, 2);
+  const l = await np('token', 'list');
+  assert.match(l.out, /\| Max Nodes \| Scopes +\|\n/);
+  assert.match(l.out, /\| ops +\| active +\| .* \| hosts +\|\n/);
+  assert.match(l.out, /\| both +\| active +\| .* \| leases,hosts \|\n/);
+  const js = JSON.parse((await np('token', 'list', '--json')).out) as { name: string; scopes: string[] }[];
+  assert.deepEqual(js.filter((t) => t.name === 'ops' || t.name === 'both').map((t) => [t.name, t.scopes]),
+    [['ops', ['hosts']], ['both', ['leases', 'hosts']]]);
+  assert.ok(!js.some((t) => t.name === 'x2'), 'nothing created on a usage error');
 });
 
 test('token errors: duplicate name, bad expiry, missing --name, unknown sub-command, unknown token', async () => {

@@ -7,5 +7,8 @@ export { pyFormat, formatHostname, FormatError } from './format.js';
 export { VERSION } from './version.js';
 export { WebApp, type WebAppOptions, type WebAppHost } from './web/server.js';
 export { LauncherMetrics, computeNodeGauges, computeAddressableRequests, registrationPool, statsdSafe } from './web/metrics.js';
-export { TokenStore, TokenError, openTokenStore, parseExpiry, type TokenInfo, type CreatedToken } from './web/tokens.js';
+export {
+  TokenStore, TokenError, openTokenStore, parseExpiry, TOKEN_SCOPES, DEFAULT_TOKEN_SCOPES, isTokenScope,
+  type TokenInfo, type CreatedToken, type TokenScope,
+} from './web/tokens.js';
 export { LeaseManager, LeaseStore, DEFAULT_LEASE_LIMITS, LEASE_REQUESTOR, type Lease, type LeaseLimits, type LeaseState } from './web/leases.js';

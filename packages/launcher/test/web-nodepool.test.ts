@@ -233,9 +233,17 @@ test('the OpenAPI document describes every endpoint with the schemas the server 
   };
   assert.equal(doc.openapi, '3.1.0');
   for (const p of ['/image-list', '/dib-image-list', '/image-status', '/node-list', '/request-list', '/label-list', '/ready', '/metrics',
-    '/api/v1/leases', '/api/v1/leases/{id}', '/api/v1/status', '/api/v1/events', '/api/v1/history']) {
+    '/api/v1/leases', '/api/v1/leases/{id}', '/api/v1/status', '/api/v1/events', '/api/v1/history',
+    '/api/v1/static-hosts', '/api/v1/static-hosts/{name}']) {
     assert.ok(doc.paths[p], p);
   }
+  assert.deepEqual(Object.keys(doc.paths['/api/v1/static-hosts'] ?? {}).sort(), ['get', 'post']);
+  assert.deepEqual(Object.keys(doc.paths['/api/v1/static-hosts/{name}'] ?? {}).sort(), ['delete', 'parameters']);
+  const hostCreate = doc.components.schemas.StaticHostCreate;
+  assert.deepEqual(hostCreate?.required, ['provider', 'name', 'labels']);
+  assert.ok(hostCreate?.properties['connection-port'] && hostCreate.properties['max-parallel-jobs'] && hostCreate.properties['host-key']);
+  assert.ok(doc.components.schemas.StaticHost?.properties.registered);
+  assert.ok(doc.components.schemas.RuntimeStaticHost?.properties.added_by);
   assert.deepEqual(Object.keys(doc.paths['/api/v1/leases/{id}'] ?? {}).sort(), ['delete', 'get', 'parameters', 'patch']);
   const create = doc.components.schemas.LeaseCreate;
   assert.ok(create);

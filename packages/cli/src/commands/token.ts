@@ -19,11 +19,13 @@ interface TokenInfo {
   revokedAt: number | null;
   lastUsedAt: number | null;
   maxNodes: number | null;
+  /** absent from a launcher build older than token scopes */
+  scopes?: string[];
   state: 'active' | 'expired' | 'revoked';
 }
 
 interface TokenStoreLike {
-  create(name: string, opts: { expiresAt?: number | null; maxNodes?: number | null }): Promise<{ info: TokenInfo; token: string }>;
+  create(name: string, opts: { expiresAt?: number | null; maxNodes?: number | null; scopes?: string[] | null }): Promise<{ info: TokenInfo; token: string }>;
   list(): Promise<TokenInfo[]>;
   revoke(nameOrId: string): Promise<TokenInfo>;
 }
@@ -32,18 +34,23 @@ interface TokenModule {
   openTokenStore(config: Config): Promise<{ tokens: TokenStoreLike; close(): Promise<void> }>;
   parseExpiry(text: string, now: number): number;
   TokenError: new (...args: never[]) => Error;
+  /** the scopes a token may have (absent: a launcher build without scopes) */
+  TOKEN_SCOPES?: readonly string[];
 }
 
 export const TOKEN_HELP = `usage: nodepool token [-h] {create,list,revoke} ...
 
-Tokens for the launcher's web API (leases). Stored hashed in the database.
+Tokens for the launcher's web API (leases, static hosts). Stored hashed in the
+database.
 
 commands:
-  create --name NAME [--expires WHEN] [--max-nodes N]
+  create --name NAME [--expires WHEN] [--max-nodes N] [--scope SCOPE ...]
                         create a token and print it (once); WHEN is a duration
                         (30d, 12h, 45m, 3600) or an ISO date; N overrides how
-                        many nodes the token may hold at once
-  list                  list tokens (never their secrets)
+                        many nodes the token may hold at once; SCOPE is what
+                        it may change: leases (the default) or hosts (runtime
+                        static hosts); repeat --scope for both
+  list                  list tokens (never their secrets) with their scopes
   revoke NAME|ID        revoke a token
 
 options:
@@ -73,12 +80,13 @@ interface Parsed {
   name: string | null;
   expires: string | null;
   maxNodes: number | null;
+  scopes: string[];
   target: string | null;
   json: boolean;
 }
 
 function parse(argv: string[]): Parsed {
-  const out: Parsed = { sub: 'help', name: null, expires: null, maxNodes: null, target: null, json: false };
+  const out: Parsed = { sub: 'help', name: null, expires: null, maxNodes: null, scopes: [], target: null, json: false };
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] ?? '';
@@ -93,6 +101,7 @@ function parse(argv: string[]): Parsed {
     else if (flag === '--json') out.json = true;
     else if (flag === '--name') out.name = value();
     else if (flag === '--expires') out.expires = value();
+    else if (flag === '--scope') out.scopes.push(...value().split(',').map((v) => v.trim()).filter((v) => v !== ''));
     else if (flag === '--max-nodes') {
       const v = value();
       const n = Number(v);
@@ -110,6 +119,8 @@ function parse(argv: string[]): Parsed {
   if (sub === 'create') {
     if (args.length > 0) throw usage(`token create: error: unrecognized arguments: ${args.join(' ')}`);
     if (out.name === null) throw usage('token create: error: the following arguments are required: --name');
+  } else if (out.scopes.length > 0) {
+    throw usage(`token ${sub}: error: unrecognized arguments: --scope (only for create)`);
   } else if (sub === 'revoke') {
     if (args.length !== 1) throw usage('token revoke: error: expected one token name or id');
     out.target = args[0] ?? null;
@@ -126,7 +137,7 @@ function when(t: number | null): string {
 function tokenJson(t: TokenInfo): Record<string, unknown> {
   return {
     id: t.id, name: t.name, state: t.state, created_at: t.createdAt, expires_at: t.expiresAt,
-    revoked_at: t.revokedAt, last_used_at: t.lastUsedAt, max_nodes: t.maxNodes,
+    revoked_at: t.revokedAt, last_used_at: t.lastUsedAt, max_nodes: t.maxNodes, scopes: t.scopes ?? ['leases'],
   };
 }
 
@@ -138,6 +149,13 @@ export const tokenCommand: CommandFn = async (argv, ctx: CliContext) => {
   }
   const json = args.json || ctx.json;
   const mod = await loadModule();
+  if (args.scopes.length > 0) {
+    const known = mod.TOKEN_SCOPES ?? [];
+    const unknown = args.scopes.filter((s) => !known.includes(s));
+    if (unknown.length > 0) {
+      throw usage(`token create: error: argument --scope: invalid choice: '${unknown[0] ?? ''}' (choose from ${known.map((k) => `'${k}'`).join(', ')})`);
+    }
+  }
   const config = await ctx.loadConfig();
   let store: Awaited<ReturnType<TokenModule['openTokenStore']>>;
   try {
@@ -150,11 +168,13 @@ export const tokenCommand: CommandFn = async (argv, ctx: CliContext) => {
       let expiresAt: number | null = null;
       try {
         if (args.expires !== null) expiresAt = mod.parseExpiry(args.expires, ctx.now());
-        const { info, token } = await store.tokens.create(args.name ?? '', { expiresAt, maxNodes: args.maxNodes });
+        const { info, token } = await store.tokens.create(args.name ?? '', {
+          expiresAt, maxNodes: args.maxNodes, scopes: args.scopes.length > 0 ? args.scopes : null,
+        });
         if (json) {
           ctx.out(pythonJson({ ...tokenJson(info), token }));
         } else {
-          ctx.err(`Token ${info.name} (id ${info.id}) created; expires ${when(info.expiresAt)}. `
+          ctx.err(`Token ${info.name} (id ${info.id}) created; expires ${when(info.expiresAt)}; scopes ${(info.scopes ?? ['leases']).join(', ')}. `
             + 'It is shown only now: store it. Send it as "Authorization: Bearer <token>".');
           ctx.out(token);
         }
@@ -170,10 +190,11 @@ export const tokenCommand: CommandFn = async (argv, ctx: CliContext) => {
         ctx.out(formatObjects([
           { key: 'id', title: 'ID' }, { key: 'name', title: 'Name' }, { key: 'state', title: 'State' },
           { key: 'created', title: 'Created' }, { key: 'expires', title: 'Expires' },
-          { key: 'last_used', title: 'Last Used' }, { key: 'max_nodes', title: 'Max Nodes' },
+          { key: 'last_used', title: 'Last Used' }, { key: 'max_nodes', title: 'Max Nodes' }, { key: 'scopes', title: 'Scopes' },
         ], list.map((t) => ({
           id: t.id, name: t.name, state: t.state, created: when(t.createdAt), expires: when(t.expiresAt),
           last_used: t.lastUsedAt === null ? '' : when(t.lastUsedAt), max_nodes: t.maxNodes === null ? 'default' : t.maxNodes,
+          scopes: (t.scopes ?? ['leases']).join(','),
         }))));
       }
     } else {

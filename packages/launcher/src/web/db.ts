@@ -8,7 +8,7 @@ import type { Config } from '@nodepool-ts/core/config';
 export const WEB_MIGRATIONS_TABLE = 'knex_migrations_web';
 export const WEB_MIGRATIONS_LOCK_TABLE = `${WEB_MIGRATIONS_TABLE}_lock`;
 
-interface WebMigration {
+export interface WebMigration {
   name: string;
   up(knex: Knex): Promise<void>;
 }
@@ -64,10 +64,31 @@ const tokensAndLeases: WebMigration = {
   },
 };
 
-export const WEB_MIGRATIONS: readonly WebMigration[] = [tokensAndLeases];
+/**
+ * What a token may change: `scopes` is a JSON array of scope names. Tokens created before
+ * scopes existed could only lease, so the column's default (which existing rows take) is
+ * `["leases"]`. A VARCHAR, not TEXT: MySQL before 8.0.13 allows no default on TEXT columns.
+ */
+export const DEFAULT_SCOPES_JSON = '["leases"]';
+
+const tokenScopes: WebMigration = {
+  name: 'web_002_token_scopes',
+  async up(knex) {
+    if (!(await knex.schema.hasColumn('tokens', 'scopes'))) {
+      await knex.schema.alterTable('tokens', (t) => {
+        t.string('scopes', 255).notNullable().defaultTo(DEFAULT_SCOPES_JSON);
+      });
+    }
+    // (rows the ALTER did not fill, on an engine that leaves them null)
+    await knex('tokens').whereNull('scopes').update({ scopes: DEFAULT_SCOPES_JSON });
+  },
+};
+
+export const WEB_MIGRATIONS: readonly WebMigration[] = [tokensAndLeases, tokenScopes];
 
 class Source implements Knex.MigrationSource<WebMigration> {
-  getMigrations(): Promise<WebMigration[]> { return Promise.resolve([...WEB_MIGRATIONS]); }
+  constructor(private readonly list: readonly WebMigration[]) {}
+  getMigrations(): Promise<WebMigration[]> { return Promise.resolve([...this.list]); }
   getMigrationName(m: WebMigration): string { return m.name; }
   getMigration(m: WebMigration): Promise<Knex.Migration> {
     return Promise.resolve({
@@ -89,10 +110,10 @@ async function tableRace(knex: Knex, name: string, build: (t: Knex.CreateTableBu
 }
 
 /**
- * Apply our migrations. knex's bookkeeping tables are created up front with a fixed lock row
+ * Apply our migrations (`migrations`: a prefix of them, for tests of an older schema). knex's bookkeeping tables are created up front with a fixed lock row
  * (knex's own check-then-insert can leave two lock rows when two daemons start together).
  */
-export async function migrateWeb(knex: Knex): Promise<string[]> {
+export async function migrateWeb(knex: Knex, migrations: readonly WebMigration[] = WEB_MIGRATIONS): Promise<string[]> {
   await tableRace(knex, WEB_MIGRATIONS_TABLE, (t) => {
     t.increments();
     t.string('name');
@@ -108,7 +129,7 @@ export async function migrateWeb(knex: Knex): Promise<string[]> {
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
-      const [, applied] = await knex.migrate.latest({ migrationSource: new Source(), tableName: WEB_MIGRATIONS_TABLE }) as [number, string[]];
+      const [, applied] = await knex.migrate.latest({ migrationSource: new Source(migrations), tableName: WEB_MIGRATIONS_TABLE }) as [number, string[]];
       return applied;
     } catch (err) {
       const locked = err instanceof Error && (err.name === 'MigrationLocked' || /already locked|SQLITE_BUSY/i.test(err.message));

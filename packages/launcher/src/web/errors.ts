@@ -14,12 +14,15 @@ export type ApiErrorCode =
   | 'token_revoked'
   | 'token_expired'
   | 'forbidden'
+  | 'insufficient_scope'
   | 'rate_limited'
   | 'max_nodes_exceeded'
   | 'lease_not_found'
   | 'lease_conflict'
   | 'lease_held_elsewhere'
   | 'lease_failed'
+  | 'host_exists'
+  | 'host_not_found'
   | 'database_unavailable'
   | 'zookeeper_unavailable'
   | 'busy'
@@ -34,6 +37,8 @@ export class ApiError extends Error {
     readonly details: Record<string, unknown> = {},
     /** seconds, sent as Retry-After */
     readonly retryAfter: number | null = null,
+    /** response headers this error sets (e.g. WWW-Authenticate of insufficient_scope) */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'ApiError';

@@ -3,12 +3,13 @@
 // `DELETE` it to give the nodes back. Reading is open like the rest of the web API; every
 // mutation needs a token (`Authorization: Bearer np_...` or `X-Auth-Token`), is rate limited per
 // token and bounded by the nodes a token may hold.
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '@nodepool-ts/core/log';
 import { ApiError, UnavailableError } from './errors.js';
 import type { Lease, LeaseLimits, LeaseManager, LeaseState } from './leases.js';
-import type { TokenInfo, TokenStore } from './tokens.js';
+import type { Authenticator } from './auth.js';
+import type { TokenInfo } from './tokens.js';
 
 export const API_PREFIX = '/api/v1';
 
@@ -106,36 +107,14 @@ export function leaseJson(l: Lease, at = Date.now() / 1000): z.infer<typeof leas
   };
 }
 
-function zodMessage(err: z.ZodError): { message: string; issues: { path: string; message: string }[] } {
+export function zodMessage(err: z.ZodError): { message: string; issues: { path: string; message: string }[] } {
   const issues = err.issues.map((i) => ({ path: i.path.map(String).join('.') || '(body)', message: i.message }));
   return { message: issues.map((i) => `${i.path}: ${i.message}`).join('; '), issues };
 }
 
-/** A token bucket per token id. */
-export class RateLimiter {
-  private readonly buckets = new Map<string, { tokens: number; at: number }>();
-
-  constructor(private readonly burst: number, private readonly perMinute: number) {}
-
-  /** null when allowed, else the seconds to wait. */
-  take(key: string, nowMs = Date.now()): number | null {
-    const rate = this.perMinute / 60_000;
-    const b = this.buckets.get(key) ?? { tokens: this.burst, at: nowMs };
-    b.tokens = Math.min(this.burst, b.tokens + (nowMs - b.at) * rate);
-    b.at = nowMs;
-    this.buckets.set(key, b);
-    if (b.tokens >= 1) {
-      b.tokens -= 1;
-      return null;
-    }
-    return rate > 0 ? Math.max(1, Math.ceil((1 - b.tokens) / rate / 1000)) : 60;
-  }
-}
-
-/** What the lease API needs; `leases`/`tokens` are null while the database is unavailable. */
+/** What the lease API needs; `leases` is null while the database is unavailable. */
 export interface LeaseApiHost {
   leases(): LeaseManager | null;
-  tokens(): TokenStore | null;
   /** labels a lease may ask for (offered by some registered launcher) */
   knownLabels(): Promise<Set<string>>;
 }
@@ -143,14 +122,13 @@ export interface LeaseApiHost {
 const STATES: readonly LeaseState[] = ['pending', 'active', 'releasing', 'returned', 'expired', 'cancelled', 'failed', 'lost'];
 
 export class LeaseApi {
-  private readonly limiter: RateLimiter;
   private readonly createSchema: ReturnType<typeof leaseCreateSchema>;
   private readonly extendSchema: ReturnType<typeof leaseExtendSchema>;
   /** POSTs of one token run one at a time, so two cannot both pass the node limit */
   private readonly tokenChains = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly host: LeaseApiHost, private readonly limits: LeaseLimits, private readonly log: Logger) {
-    this.limiter = new RateLimiter(limits.rateBurst, limits.ratePerMinute);
+  constructor(private readonly host: LeaseApiHost, private readonly auth: Authenticator, private readonly limits: LeaseLimits,
+    private readonly log: Logger) {
     this.createSchema = leaseCreateSchema(limits);
     this.extendSchema = leaseExtendSchema(limits);
   }
@@ -159,44 +137,6 @@ export class LeaseApi {
     const m = this.host.leases();
     if (!m) throw new UnavailableError('database_unavailable', 'leases are unavailable: the launcher cannot reach its database');
     return m;
-  }
-
-  private tokens(): TokenStore {
-    const t = this.host.tokens();
-    if (!t) throw new UnavailableError('database_unavailable', 'tokens cannot be checked: the launcher cannot reach its database');
-    return t;
-  }
-
-  /** The caller's token, checked; throws 401/403. Rate limited per token (mutations only). */
-  private async authenticate(req: FastifyRequest): Promise<TokenInfo> {
-    const auth = req.headers.authorization;
-    const alt = req.headers['x-auth-token'];
-    let presented: string | null = null;
-    if (typeof auth === 'string' && auth.trim() !== '') {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(auth);
-      if (!m?.[1]) throw new ApiError(401, 'invalid_token', 'the Authorization header must be "Bearer <token>"');
-      presented = m[1];
-    } else if (typeof alt === 'string' && alt.trim() !== '') {
-      presented = alt.trim();
-    }
-    if (presented === null) {
-      throw new ApiError(401, 'missing_token', 'this endpoint needs a token: "Authorization: Bearer <token>" (nodepool token create)');
-    }
-    const check = await this.tokens().verify(presented);
-    if (!check.ok) {
-      if (check.reason === 'revoked') throw new ApiError(403, 'token_revoked', 'this token has been revoked');
-      if (check.reason === 'expired') throw new ApiError(403, 'token_expired', 'this token has expired');
-      throw new ApiError(401, 'invalid_token', 'unknown or malformed token');
-    }
-    const wait = this.limiter.take(check.token.id);
-    if (wait !== null) {
-      throw new ApiError(429, 'rate_limited',
-        `too many requests for token ${check.token.name}: at most ${this.limits.ratePerMinute} per minute (bursts of ${this.limits.rateBurst})`,
-        { retry_after: wait }, wait);
-    }
-    void this.tokens().touch(check.token.id).catch(() => undefined);
-    req.log.info({ token: check.token.name }, 'authenticated');
-    return check.token;
   }
 
   private parse<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -227,7 +167,7 @@ export class LeaseApi {
 
   register(app: FastifyInstance): void {
     app.post(`${API_PREFIX}/leases`, async (req, reply) => {
-      const token = await this.authenticate(req);
+      const token = await this.auth.authenticate(req, 'leases');
       const body = this.parse(this.createSchema, req.body);
       const known = await this.host.knownLabels();
       for (const label of Object.keys(body.labels)) {
@@ -276,7 +216,7 @@ export class LeaseApi {
     });
 
     app.patch(`${API_PREFIX}/leases/:id`, async (req) => {
-      const token = await this.authenticate(req);
+      const token = await this.auth.authenticate(req, 'leases');
       const { id } = req.params as { id: string };
       const body = this.parse(this.extendSchema, req.body);
       await this.owned(id, token);
@@ -285,7 +225,7 @@ export class LeaseApi {
     });
 
     app.delete(`${API_PREFIX}/leases/:id`, async (req, reply) => {
-      const token = await this.authenticate(req);
+      const token = await this.auth.authenticate(req, 'leases');
       const { id } = req.params as { id: string };
       await this.owned(id, token);
       const mgr = this.leases();

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { errorView, leaseCreateSchema, leaseExtendSchema, leaseView, API_PREFIX } from './lease-api.js';
 import type { LeaseLimits } from './leases.js';
+import { runtimeHostResponseView, staticHostCreateSchema, staticHostRowView } from './static-host-api.js';
 
 function schema(s: z.ZodType, io: 'input' | 'output' = 'output'): Record<string, unknown> {
   const out = z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
@@ -14,16 +15,23 @@ function schema(s: z.ZodType, io: 'input' | 'output' = 'output'): Record<string,
 const text = { 'text/plain': { schema: { type: 'string' } } };
 const errorRef = { $ref: '#/components/schemas/Error' };
 const leaseRef = { $ref: '#/components/schemas/Lease' };
+const hostRef = { $ref: '#/components/schemas/RuntimeStaticHost' };
 
 function errors(...codes: number[]): Record<string, unknown> {
+  return errorsWith({}, ...codes);
+}
+
+function errorsWith(over: Record<number, string>, ...codes: number[]): Record<string, unknown> {
   const why: Record<number, string> = {
     400: 'invalid body or parameter (code invalid_body, unknown_label)',
     401: 'no token, or an unknown one (missing_token, invalid_token)',
-    403: 'token revoked or expired, lease of another token, or too many nodes held (token_revoked, token_expired, forbidden, max_nodes_exceeded)',
+    403: 'token revoked or expired, token without the scope `leases`, lease of another token, or too many nodes held '
+      + '(token_revoked, token_expired, insufficient_scope, forbidden, max_nodes_exceeded)',
     404: 'no such lease (lease_not_found)',
     409: 'the lease is not in a state that allows this (lease_conflict)',
     429: 'rate limit of the token reached (rate_limited; see Retry-After)',
     503: 'database or ZooKeeper unavailable, or the node request failed (lease_failed)',
+    ...over,
   };
   const out: Record<string, unknown> = {};
   for (const c of codes) out[String(c)] = { description: why[c] ?? 'error', content: { 'application/json': { schema: errorRef } } };
@@ -58,7 +66,9 @@ export function openApiDocument(limits: LeaseLimits, version: string): Record<st
       version,
       description: 'Nodepool\'s read-only web API, the lease API (nodes for people and scripts), '
         + 'the live dashboard and metrics. Reading is open; every mutation needs a token created with '
-        + '`nodepool token create --name NAME`. Errors are JSON `{"code", "message"}`.',
+        + '`nodepool token create --name NAME [--scope leases] [--scope hosts]`: the lease endpoints need the scope '
+        + '`leases` (the default), the static-host endpoints `hosts`; a token without the scope gets 403 `insufficient_scope`. '
+        + 'Errors are JSON `{"code", "message"}`.',
     },
     components: {
       securitySchemes: {
@@ -70,6 +80,9 @@ export function openApiDocument(limits: LeaseLimits, version: string): Record<st
         Lease: schema(leaseView),
         LeaseCreate: schema(leaseCreateSchema(limits), 'input'),
         LeaseExtend: schema(leaseExtendSchema(limits), 'input'),
+        StaticHost: schema(staticHostRowView),
+        RuntimeStaticHost: schema(runtimeHostResponseView),
+        StaticHostCreate: schema(staticHostCreateSchema, 'input'),
       },
     },
     paths: {
@@ -149,6 +162,56 @@ export function openApiDocument(limits: LeaseLimits, version: string): Record<st
             200: { description: 'returned (or cancelled while pending)', content: { 'application/json': { schema: leaseRef } } },
             202: { description: 'another launcher holds the nodes; it returns them shortly (state releasing)', content: { 'application/json': { schema: leaseRef } } },
             ...errors(401, 403, 404, 429, 503),
+          },
+        },
+      },
+      [`${API_PREFIX}/static-hosts`]: {
+        get: {
+          tags: ['static-hosts'],
+          summary: 'Static hosts, from nodepool.yaml and added at runtime, with their registered and ready slots '
+            + '(what `nodepool static-host list --json` prints)',
+          parameters: [
+            { name: 'provider', in: 'query', required: false, schema: { type: 'string' }, description: 'only this static provider' },
+            { name: 'os', in: 'query', required: false, schema: { type: 'string' }, description: 'only hosts with this os (case-insensitive)' },
+            { name: 'tag', in: 'query', required: false, schema: { type: 'array', items: { type: 'string' } }, style: 'form', explode: true,
+              description: 'only hosts with every given tag (repeat the parameter)' },
+          ],
+          responses: {
+            200: { description: 'the hosts', content: { 'application/json': { schema: { type: 'array', items: { $ref: '#/components/schemas/StaticHost' } } } } },
+            ...errors(400, 503),
+          },
+        },
+        post: {
+          tags: ['static-hosts'],
+          summary: 'Add a host to a configured static pool (kept in ZooKeeper; every launcher serving the provider registers it '
+            + 'after an alive check). Needs the scope `hosts`.',
+          security,
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/StaticHostCreate' } } } },
+          responses: {
+            201: { description: 'added; `registered` counts up once a launcher has checked the host', content: { 'application/json': { schema: hostRef } } },
+            ...errorsWith({
+              400: 'invalid body: `issues[].path` names the field (invalid_body)',
+              403: 'token revoked or expired, or without the scope `hosts` (token_revoked, token_expired, insufficient_scope)',
+              409: 'the name is configured in nodepool.yaml or already added (host_exists)',
+              503: 'database or ZooKeeper unavailable',
+            }, 400, 401, 403, 409, 429, 503),
+          },
+        },
+      },
+      [`${API_PREFIX}/static-hosts/{name}`]: {
+        parameters: [{ name: 'name', in: 'path', required: true, schema: { type: 'string' } }],
+        delete: {
+          tags: ['static-hosts'],
+          summary: 'Remove a runtime host: its free nodes are deregistered, nodes in use finish their job first. Needs the scope `hosts`.',
+          security,
+          parameters: [{ name: 'provider', in: 'query', required: false, schema: { type: 'string' }, description: 'the host\'s provider (default: wherever it is)' }],
+          responses: {
+            200: { description: 'the removed host', content: { 'application/json': { schema: hostRef } } },
+            ...errorsWith({
+              403: 'token revoked or expired, or without the scope `hosts` (token_revoked, token_expired, insufficient_scope)',
+              404: 'no runtime host of that name; hosts of nodepool.yaml are removed by editing it (host_not_found)',
+              503: 'database or ZooKeeper unavailable',
+            }, 401, 403, 404, 429, 503),
           },
         },
       },

@@ -13,11 +13,13 @@ import { VERSION } from '../version.js';
 import { Dashboard } from './dashboard.js';
 import { openWebDatabase, migrateWeb } from './db.js';
 import { ApiError } from './errors.js';
+import { Authenticator } from './auth.js';
 import { LeaseApi, API_PREFIX } from './lease-api.js';
 import { DEFAULT_LEASE_LIMITS, LeaseManager, LeaseStore, OPEN_STATES, type LeaseHost, type LeaseLimits } from './leases.js';
 import type { LauncherMetrics, MetricsHost } from './metrics.js';
 import { NodepoolApi } from './nodepool-api.js';
 import { openApiDocument } from './openapi.js';
+import { StaticHostApi } from './static-host-api.js';
 import { TokenStore } from './tokens.js';
 
 export interface WebAppOptions {
@@ -108,11 +110,17 @@ export class WebApp {
     this.installHooks(app);
 
     new NodepoolApi({ zk: this.host.zk, isReady: () => this.isReady() }, this.opts.cacheSeconds ?? 1).register(app);
+    // one rate limit per token across the lease and static-host endpoints
+    const auth = new Authenticator(() => this.tokenStore, this.limits);
     new LeaseApi({
       leases: () => this.leaseManager,
-      tokens: () => this.tokenStore,
       knownLabels: () => this.knownLabels(),
-    }, this.limits, this.host.logger('nodepool.LeaseApi')).register(app);
+    }, auth, this.limits, this.host.logger('nodepool.LeaseApi')).register(app);
+    new StaticHostApi({
+      zk: this.host.zk,
+      config: () => this.host.config,
+      nodes: () => this.host.nodeCache.all(),
+    }, auth, this.host.logger('nodepool.StaticHostApi')).register(app);
     const host = this.host;
     const dashboard = new Dashboard({
       hostname: host.hostname,
@@ -182,6 +190,7 @@ export class WebApp {
       if (err instanceof ApiError) {
         if (err.retryAfter !== null) reply.header('Retry-After', String(err.retryAfter));
         if (err.status === 401) reply.header('WWW-Authenticate', 'Bearer');
+        for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
         return reply.code(err.status).send(err.toJSON());
       }
       const code = err.code;

@@ -5,13 +5,26 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { Config } from '@nodepool-ts/core/config';
-import { openWebDatabase } from './db.js';
+import { DEFAULT_SCOPES_JSON, openWebDatabase } from './db.js';
 
 export const TOKEN_PREFIX = 'np_';
 const TOKEN_RE = /^np_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
 export type TokenState = 'active' | 'expired' | 'revoked';
+
+/**
+ * What a token may change: `leases` the lease endpoints, `hosts` the runtime static hosts.
+ * Reading needs no token at all.
+ */
+export const TOKEN_SCOPES = ['leases', 'hosts'] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+/** what a token gets when no scope is named (and what tokens from before scopes have) */
+export const DEFAULT_TOKEN_SCOPES: readonly TokenScope[] = ['leases'];
+
+export function isTokenScope(s: string): s is TokenScope {
+  return (TOKEN_SCOPES as readonly string[]).includes(s);
+}
 
 export interface TokenInfo {
   id: string;
@@ -21,6 +34,8 @@ export interface TokenInfo {
   revokedAt: number | null;
   lastUsedAt: number | null;
   maxNodes: number | null;
+  /** in TOKEN_SCOPES order */
+  scopes: TokenScope[];
   state: TokenState;
 }
 
@@ -35,7 +50,7 @@ export type TokenCheck =
   | { ok: false; reason: 'invalid' | 'revoked' | 'expired' };
 
 export class TokenError extends Error {
-  constructor(readonly code: 'ETOKENNAME' | 'ETOKENEXISTS' | 'ETOKENNOTFOUND' | 'ETOKENEXPIRES', message: string) {
+  constructor(readonly code: 'ETOKENNAME' | 'ETOKENEXISTS' | 'ETOKENNOTFOUND' | 'ETOKENEXPIRES' | 'ETOKENSCOPE', message: string) {
     super(message);
     this.name = 'TokenError';
   }
@@ -50,6 +65,7 @@ interface TokenRow {
   revoked_at: number | null;
   last_used_at: number | null;
   max_nodes: number | null;
+  scopes: TokenScope[];
 }
 
 function digest(secret: string): Buffer {
@@ -63,6 +79,23 @@ function num(v: unknown): number | null {
   if (v === null || v === undefined) return null;
   const n = Number(v);
   return Number.isFinite(n) ? n : null;
+}
+
+/** Sorted into TOKEN_SCOPES order, duplicates dropped. */
+function normalScopes(scopes: readonly TokenScope[]): TokenScope[] {
+  return TOKEN_SCOPES.filter((s) => scopes.includes(s));
+}
+
+/** The stored JSON array; names this version does not know are ignored, garbage is the default. */
+function parseScopes(v: unknown): TokenScope[] {
+  let list: unknown = null;
+  try {
+    list = JSON.parse(typeof v === 'string' ? v : DEFAULT_SCOPES_JSON) as unknown;
+  } catch {
+    list = null;
+  }
+  if (!Array.isArray(list)) return [...DEFAULT_TOKEN_SCOPES];
+  return normalScopes(list.filter((x): x is TokenScope => typeof x === 'string' && isTokenScope(x)));
 }
 
 function stateOf(row: TokenRow, now: number): TokenState {
@@ -81,6 +114,7 @@ function infoOf(raw: Record<string, unknown>, now: number): TokenInfo {
     revoked_at: num(raw.revoked_at),
     last_used_at: num(raw.last_used_at),
     max_nodes: num(raw.max_nodes),
+    scopes: parseScopes(raw.scopes),
   };
   return {
     id: row.id,
@@ -90,6 +124,7 @@ function infoOf(raw: Record<string, unknown>, now: number): TokenInfo {
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
     maxNodes: row.max_nodes,
+    scopes: row.scopes,
     state: stateOf(row, now),
   };
 }
@@ -118,10 +153,16 @@ export function parseExpiry(text: string, now: number): number {
 export class TokenStore {
   constructor(private readonly knex: Knex, private readonly clock: () => number = () => Date.now() / 1000) {}
 
-  async create(name: string, opts: { expiresAt?: number | null; maxNodes?: number | null } = {}): Promise<CreatedToken> {
+  async create(name: string, opts: { expiresAt?: number | null; maxNodes?: number | null; scopes?: readonly string[] | null } = {}): Promise<CreatedToken> {
     if (!NAME_RE.test(name)) {
       throw new TokenError('ETOKENNAME', `token name ${JSON.stringify(name)}: use 1-100 letters, digits, '.', '_', '@' or '-'`);
     }
+    const asked = opts.scopes && opts.scopes.length > 0 ? opts.scopes : DEFAULT_TOKEN_SCOPES;
+    const unknown = asked.filter((s) => !isTokenScope(s));
+    if (unknown.length > 0) {
+      throw new TokenError('ETOKENSCOPE', `unknown scope ${unknown.map((s) => JSON.stringify(s)).join(', ')} (scopes: ${TOKEN_SCOPES.join(', ')})`);
+    }
+    const scopes = normalScopes(asked.filter(isTokenScope));
     const existing = await this.knex('tokens').where({ name }).first('id');
     if (existing) throw new TokenError('ETOKENEXISTS', `a token named ${name} already exists (names stay taken after a revoke); pick another name`);
     const id = randomBytes(6).toString('hex');
@@ -130,6 +171,7 @@ export class TokenStore {
     const row = {
       id, name, hash: digest(secret).toString('hex'), created_at: now,
       expires_at: opts.expiresAt ?? null, revoked_at: null, last_used_at: null, max_nodes: opts.maxNodes ?? null,
+      scopes: JSON.stringify(scopes),
     };
     try {
       await this.knex('tokens').insert(row);

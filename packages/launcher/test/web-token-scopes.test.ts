@@ -1,0 +1,69 @@
+// Token scopes in the database: the migration that adds them leaves every existing token with
+// `["leases"]` (on SQLite and MariaDB), and the store creates, reads and checks scopes.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { openDatabase } from '@nodepool-ts/core/db';
+import { freshMysqlDatabase, mariadbAvailable, sharedMariaDb, tempDir } from '../../core/test/db-fixtures.js';
+import { WEB_MIGRATIONS, WEB_MIGRATIONS_TABLE, migrateWeb } from '../src/web/db.js';
+import { TokenError, TokenStore } from '../src/web/tokens.js';
+
+interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
+
+function suite(name: string, fresh: () => Promise<Fresh>): void {
+  describe(`token scopes on ${name}`, () => {
+    test('tokens from before scopes get ["leases"]; the migration is recorded and runs once', async () => {
+      const f = await fresh();
+      const db = await openDatabase(f.uri, f.stateDir);
+      try {
+        // the schema of a launcher from before scopes, with a token in it
+        assert.deepEqual(await migrateWeb(db.knex, WEB_MIGRATIONS.slice(0, 1)), ['web_001_tokens_leases']);
+        assert.ok(!(await db.knex.schema.hasColumn('tokens', 'scopes')));
+        await db.knex('tokens').insert({ id: 'aaaaaaaaaaaa', name: 'old', hash: '0'.repeat(64), created_at: 1, max_nodes: null });
+        assert.deepEqual(await migrateWeb(db.knex), ['web_002_token_scopes']);
+        const row = await db.knex('tokens').where({ name: 'old' }).first('scopes') as { scopes: string };
+        assert.equal(row.scopes, '["leases"]');
+        const store = new TokenStore(db.knex);
+        assert.deepEqual((await store.get('old'))?.scopes, ['leases']);
+        // again: nothing to do
+        assert.deepEqual(await migrateWeb(db.knex), []);
+        const names = (await db.knex(WEB_MIGRATIONS_TABLE).select('name')).map((r: { name: string }) => r.name);
+        assert.deepEqual(names, ['web_001_tokens_leases', 'web_002_token_scopes']);
+        // a row inserted without scopes (an older launcher still running) takes the default too
+        await db.knex('tokens').insert({ id: 'bbbbbbbbbbbb', name: 'older', hash: '0'.repeat(64), created_at: 2 });
+        assert.deepEqual((await store.get('older'))?.scopes, ['leases']);
+
+        const hosts = await store.create('ops', { scopes: ['hosts'] });
+        assert.deepEqual(hosts.info.scopes, ['hosts']);
+        const both = await store.create('both', { scopes: ['hosts', 'leases', 'hosts'] });
+        assert.deepEqual(both.info.scopes, ['leases', 'hosts'], 'sorted, no duplicates');
+        assert.deepEqual((await store.create('plain')).info.scopes, ['leases']);
+        const check = await store.verify(hosts.token);
+        assert.ok(check.ok && check.token.scopes.join() === 'hosts');
+        await assert.rejects(store.create('bad', { scopes: ['leases', 'admin'] }),
+          (err: unknown) => err instanceof TokenError && err.code === 'ETOKENSCOPE' && /unknown scope "admin"/.test(err.message));
+        assert.deepEqual((await store.list()).map((t) => [t.name, t.scopes.join(',')]),
+          [['old', 'leases'], ['older', 'leases'], ['ops', 'hosts'], ['both', 'leases,hosts'], ['plain', 'leases']]);
+      } finally {
+        await db.close();
+        await f.cleanup();
+      }
+    });
+  });
+}
+
+suite('sqlite', async () => {
+  const d = tempDir();
+  return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
+});
+
+describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
+  let server: { uri: string; close(): void } | null = null;
+  before(async () => { server = await sharedMariaDb(); });
+  after(() => server?.close());
+  suite('mariadb', async () => {
+    if (server === null) throw new Error('MariaDB not started');
+    const db = await freshMysqlDatabase(server.uri);
+    const d = tempDir();
+    return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
+  });
+});
