@@ -119,4 +119,16 @@ test('with a static pool the leased address really logs in over SSH, and the hos
     const r = await ready();
     return r.length === 1 && r[0]?.id !== first;
   }, 20_000, 100);
+
+  // the static-host block: a second sshd added over HTTP with a `hosts` token, listed, removed
+  const other = await startSshd('127.0.0.92', key);
+  cleanups.push(() => other.destroy());
+  const hosts = await walk(env, ['lease', 'return', 'hosts'], {
+    NP: launcher.webApp?.url ?? '', NODEPOOL_STATE_DIR: stateDir,
+  }, [['etc/demo/nodepool.yaml', config], ['--name alice', '--name bob'], ['192.0.2.10', other.address],
+    ['"username": "zuul"', `"username": "${currentUser()}"`], ['"connection-port": 22', `"connection-port": ${other.port}`]]);
+  assert.match(hosts, new RegExp(`"added_by":"ops"`));
+  assert.ok(hosts.includes(`{"name":"${other.address}","source":"runtime","registered":2,"ready":2}`), hosts);
+  assert.ok(hosts.includes(`{"name":"${other.address}","source":"runtime"}`), hosts);
+  await waitFor('added host deregistered', async () => (await zk.getNodes()).every((n) => n.hostname !== other.address), 20_000, 100);
 });
