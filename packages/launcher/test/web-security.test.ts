@@ -48,7 +48,7 @@ test('tokens: only a SHA-256 of the secret is stored; verify, revoke, expiry; ex
   assert.throws(() => parseExpiry('2000-01-01', Date.now() / 1000), /passed/);
 });
 
-test('the web app listens on 127.0.0.1 unless configured; only the lease API mutates, always with a token', async () => {
+test('the web app listens on 127.0.0.1 unless configured; only the lease and static-host APIs mutate, always with a token', async () => {
   const lw = await launcherWeb((env) => fakeConfig(env));
   cleanups.push(() => lw.close());
   assert.match(lw.url, /^http:\/\/127\.0\.0\.1:\d+$/);
@@ -62,6 +62,10 @@ test('the web app listens on 127.0.0.1 unless configured; only the lease API mut
     }
   }
   for (const m of ['PATCH', 'DELETE']) assert.equal((await http(`${lw.url}/api/v1/leases/x`, jsonBody(m, {}))).status, 401);
+  // the static-host endpoints change things only with a token too
+  assert.equal((await http(`${lw.url}/api/v1/static-hosts`, jsonBody('POST', {}))).status, 401);
+  assert.equal((await http(`${lw.url}/api/v1/static-hosts/x`, jsonBody('DELETE', {}))).status, 401);
+  for (const m of ['PUT', 'PATCH']) assert.equal((await http(`${lw.url}/api/v1/static-hosts`, jsonBody(m, {}))).status, 404);
   assert.equal((await http(`${lw.url}/api/v1/leases/x`, jsonBody('PUT', {}))).status, 404);
   const dash = await http(`${lw.url}/dashboard`);
   assert.match(dash.headers.get('content-security-policy') ?? '', /default-src 'none'/);

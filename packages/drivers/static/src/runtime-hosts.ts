@@ -1,4 +1,4 @@
-// Static hosts added at runtime (`nodepool static-host add`), without editing
+// Static hosts added at runtime (`nodepool static-host add`, `POST /api/v1/static-hosts`), without editing
 // nodepool.yaml: Cloudify Host-pool's "add/delete hosts" in Nodepool's model. A runtime host is a
 // static node definition of a configured static provider and pool, kept in ZooKeeper at
 // `/nodepool/static-hosts/<provider>/<host>` (a nodepool-ts path; Nodepool and Zuul ignore it),
