@@ -8,6 +8,7 @@ import { createSocket } from 'node:dgram';
 import { join } from 'node:path';
 import { Launcher } from '@nodepool-ts/launcher';
 import { connectZk, testEnv, waitFor } from '../helpers/harness.js';
+import { simApi, simToken, netId } from '../../packages/drivers/openstack/test/helpers.js';
 import { freePort, openstackConfig, release, startSim, submit, waitDone } from './helpers.js';
 
 process.env.NODEPOOL_OPENSTACK_POLL_INTERVAL = '0.05';
@@ -36,7 +37,7 @@ function promValue(text: string, series: string): number | null {
   return null;
 }
 
-test('nodepool.task.* per OpenStack API call and nodepool.provider.<p>.downPorts reach statsd', async () => {
+test('nodepool.task.* per OpenStack API call, downPorts and leaked.{ports,instances} reach statsd', async () => {
   const statsd = await statsdListener();
   const saved = { host: process.env.STATSD_HOST, port: process.env.STATSD_PORT, age: process.env.NODEPOOL_OPENSTACK_DOWN_PORT_AGE };
   process.env.STATSD_HOST = '127.0.0.1';
@@ -99,6 +100,24 @@ test('nodepool.task.* per OpenStack API call and nodepool.provider.<p>.downPorts
     assert.equal(promValue(prom, 'nodepool_task_total{provider="sim",service="compute",method="POST",name="servers",status="500"}'), 1);
     assert.equal(promValue(prom, 'nodepool_task_duration_seconds_count{provider="sim",service="compute",method="POST",name="servers"}'), 2);
     assert.equal(promValue(prom, 'nodepool_provider_down_ports_total{provider="sim"}'), 1);
+    // later Nodepool's name for the same count
+    assert.equal(statsd.sum('nodepool.provider.sim.leaked.ports', 'c'), 1);
+    assert.equal(promValue(prom, 'nodepool_provider_leaked_total{provider="sim",resource="ports"}'), 1);
+
+    // a server of ours whose node is gone is a leaked instance
+    const token = await simToken(sim);
+    const image = [...sim.state.images.values()][0]?.id;
+    const made = await simApi(sim, token, 'POST', '/compute/v2.1/servers', { server: {
+      name: 'leaked', flavorRef: '1', imageRef: image, networks: [{ uuid: netId(sim, 'private') }],
+      metadata: { nodepool_provider_name: 'sim', nodepool_node_id: '0000009999' },
+    } });
+    assert.equal(made.status, 202);
+    const leakedServer = String((made.body.server as { id: string }).id);
+    await launcher.runCleanup();
+    await waitFor('leaked instance counted', () => statsd.sum('nodepool.provider.sim.leaked.instances', 'c') === 1, 10_000, 50);
+    await waitFor('leaked instance deleted', () => !sim.state.servers.has(leakedServer), 20_000, 100);
+    const prom2 = (await launcher.metrics?.prometheus())?.body ?? '';
+    assert.equal(promValue(prom2, 'nodepool_provider_leaked_total{provider="sim",resource="instances"}'), 1);
   } finally {
     await launcher.stop();
     await zk.close();

@@ -90,6 +90,7 @@ export class CleanupWorker {
         });
         await l.storeNode(node, 'CleanupWorker', `leaked server ${server.id}`);
         this.log.warn({ provider: name, server: server.id }, `Deleting leaked instance ${server.id} (${server.name}) in ${name}`);
+        l.metrics?.leakedRemoved(name, 'instances', 1);
       }
       if (manager.cleanupLeakedResources) await manager.cleanupLeakedResources();
     }

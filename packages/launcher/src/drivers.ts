@@ -4,7 +4,7 @@ import type { Config, Provider } from '@nodepool-ts/core/config';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { NodeCache, ZooKeeper } from '@nodepool-ts/core/zk';
 import type { Node } from '@nodepool-ts/core/model';
-import type { ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
+import type { LeakedResource, ProviderLifecycle, ProviderManager, ServerInfo } from '@nodepool-ts/core/provider';
 import { createFakeProvider } from '@nodepool-ts/driver-fake';
 import { createStaticProvider } from '@nodepool-ts/driver-static';
 import { createOpenStackProvider, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
@@ -54,8 +54,8 @@ export type AnyProviderManager = CloudManager | StaticManager | MetastaticManage
 export interface DriverStats {
   /** one cloud API call: `nodepool.task.<provider>.<service>.<METHOD>.<name>.*` */
   apiCall(e: ApiCallEvent): void;
-  /** DOWN ports a cleanup removed: `nodepool.provider.<provider>.downPorts` */
-  downPortsRemoved(provider: string, count: number): void;
+  /** leftovers a cleanup removed: `nodepool.provider.<provider>.leaked.<resource>` */
+  leakedRemoved(provider: string, resource: LeakedResource, count: number): void;
 }
 
 /** The launcher's services a driver may use (static registers nodes itself). */
@@ -99,7 +99,7 @@ export function createProviderManager(provider: Provider, _ctx: DriverContext): 
       const stats = _ctx.stats;
       const mgr = createOpenStackProvider(provider, stats ? {
         onApiCall: (e) => stats.apiCall(e),
-        onDownPortsRemoved: (count) => stats.downPortsRemoved(provider.name, count),
+        onLeakedRemoved: (resource, count) => stats.leakedRemoved(provider.name, resource, count),
       } : {});
       return Object.assign(mgr, { config: provider }) as CloudManager;
     }

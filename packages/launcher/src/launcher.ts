@@ -275,7 +275,7 @@ export class Launcher implements LauncherContext {
         // metrics start after the first providers: look them up at each call
         stats: {
           apiCall: (e) => this.metrics?.apiCall(e),
-          downPortsRemoved: (provider, count) => this.metrics?.downPortsRemoved(provider, count),
+          leakedRemoved: (provider, resource, count) => this.metrics?.leakedRemoved(provider, resource, count),
         },
       });
       await mgr.start();

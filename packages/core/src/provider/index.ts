@@ -3,7 +3,7 @@
 // server metadata, API rate limiting).
 export type {
   QuotaInfo, LabelResources, FlavorInfo, ServerImage, ServerSpec, ServerStatus, ServerInfo,
-  ImageInfo, UploadImageOptions, ProviderLifecycle, ProviderManager,
+  ImageInfo, UploadImageOptions, ProviderLifecycle, ProviderManager, LeakedResource,
 } from './types.js';
 export { UNLIMITED_QUOTA, ZERO_USAGE, addUsage } from './types.js';
 export type { ErrorKind, ProviderErrorContext, QuotaExceededDetail, ResourceType } from './errors.js';

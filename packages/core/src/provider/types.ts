@@ -4,6 +4,9 @@
 import type { CloudPoolLabel } from '../config/types.js';
 
 /** Tenant limits or usage; `Infinity` = unlimited (Nova's -1). RAM in MB. */
+/** What a cleanup removed, counted as `nodepool.provider.<p>.leaked.<resource>` (Nodepool's names). */
+export type LeakedResource = 'instances' | 'ports' | 'floatingips';
+
 export interface QuotaInfo {
   instances: number;
   cores: number;

@@ -19,7 +19,7 @@ import {
   sortFlavorsByRam,
 } from '@nodepool-ts/core/provider';
 import type {
-  FlavorInfo, ImageInfo, LabelResources, ProviderManager, QuotaInfo, ServerInfo, ServerSpec, UploadImageOptions,
+  FlavorInfo, ImageInfo, LabelResources, LeakedResource, ProviderManager, QuotaInfo, ServerInfo, ServerSpec, UploadImageOptions,
 } from '@nodepool-ts/core/provider';
 import type { RawFlavor, RawImage, RawServer as PkgServer } from 'pkgcloud';
 import { classifyAddresses, type NetworkRef } from './addresses.js';
@@ -56,8 +56,11 @@ export interface OpenStackProviderOptions {
   validateOnStart?: boolean;
   /** every API call, for `nodepool.task.*` statsd metrics and call counting */
   onApiCall?: (e: ApiCallEvent) => void;
-  /** DOWN ports removed by a cleanup (`nodepool.provider.<p>.downPorts`) */
-  onDownPortsRemoved?: (count: number) => void;
+  /**
+   * Leftovers a cleanup removed: DOWN ports (`nodepool.provider.<p>.downPorts` of 3.x and
+   * `….leaked.ports` of later Nodepool) and unattached floating IPs (`….leaked.floatingips`)
+   */
+  onLeakedRemoved?: (resource: LeakedResource, count: number) => void;
   log?: Logger;
 }
 
@@ -669,18 +672,24 @@ export class OpenStackProviderManager implements ProviderManager {
       this.downPorts.delete(p.id);
     }
     for (const id of this.downPorts.keys()) if (!seen.has(id)) this.downPorts.delete(id);
-    if (removed > 0) this.opts.onDownPortsRemoved?.(removed);
+    if (removed > 0) this.opts.onLeakedRemoved?.('ports', removed);
 
     if (this.config.cleanFloatingIps) {
       const mine = `${FIP_DESCRIPTION_PREFIX}${this.name} `;
-      for (const f of await this.neutron.floatingIps('cleanupLeakedResources')) {
-        if (f.portId !== null || !f.description.startsWith(mine)) continue;
-        try {
-          await this.neutron.deleteFloatingIp(f.id, 'cleanupLeakedResources');
-          this.log.info({ provider: this.name, fip: f.address }, `Deleted unattached floating IP ${f.address}`);
-        } catch (err) {
-          if (!(err instanceof ProviderError && err.kind === 'notfound')) throw err;
+      let fips = 0;
+      try {
+        for (const f of await this.neutron.floatingIps('cleanupLeakedResources')) {
+          if (f.portId !== null || !f.description.startsWith(mine)) continue;
+          try {
+            await this.neutron.deleteFloatingIp(f.id, 'cleanupLeakedResources');
+            fips++;
+            this.log.info({ provider: this.name, fip: f.address }, `Deleted unattached floating IP ${f.address}`);
+          } catch (err) {
+            if (!(err instanceof ProviderError && err.kind === 'notfound')) throw err;
+          }
         }
+      } finally {
+        if (fips > 0) this.opts.onLeakedRemoved?.('floatingips', fips);
       }
     }
   }

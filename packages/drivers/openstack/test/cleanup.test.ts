@@ -7,8 +7,8 @@ import { CIRROS, DEFAULT_PROVIDER, fixture, netId, simApi, simToken, specFor, st
 
 test('DOWN ports of our deleted servers go after two sightings; other ports stay', async () => {
   const f = await fixture({ sim: { faults: { leakPortsOnDelete: true } } });
-  const removed: number[] = [];
-  const m = await startManager(f, { downPortAgeMs: 0, onDownPortsRemoved: (n) => removed.push(n) });
+  const removed: [string, number][] = [];
+  const m = await startManager(f, { downPortAgeMs: 0, onLeakedRemoved: (what, n) => removed.push([what, n]) });
   try {
     const ours = await m.createServer(specFor(f, 'small', '0000000001', { networks: ['public'] }));
     await m.waitForServer(ours.id, 5000);
@@ -30,7 +30,7 @@ test('DOWN ports of our deleted servers go after two sightings; other ports stay
     assert.equal(f.sim.state.ports.size, 2);
     await m.cleanupLeakedResources(); // seen again, old enough: ours goes
     assert.deepEqual([...f.sim.state.ports.values()].map((p) => p.deviceId), [foreignId]);
-    assert.deepEqual(removed, [1]);
+    assert.deepEqual(removed, [['ports', 1]]);
   } finally {
     await m.stop();
     await f.cleanup();
@@ -39,7 +39,8 @@ test('DOWN ports of our deleted servers go after two sightings; other ports stay
 
 test('clean-floating-ips: our unattached floating IPs are deleted, nobody else\'s', async () => {
   const f = await fixture();
-  const m = await startManager(f);
+  const removed: [string, number][] = [];
+  const m = await startManager(f, { onLeakedRemoved: (what, n) => removed.push([what, n]) });
   try {
     const ours = await m.createServer(specFor(f, 'small', '0000000001'));
     const up = await m.waitForServer(ours.id, 5000);
@@ -55,6 +56,7 @@ test('clean-floating-ips: our unattached floating IPs are deleted, nobody else\'
     assert.equal(f.sim.state.floatingIps.size, 2);
     await m.cleanupLeakedResources();
     assert.deepEqual([...f.sim.state.floatingIps.values()].map((x) => x.description), ['reserved by ops']);
+    assert.deepEqual(removed, [['floatingips', 1]]);
   } finally {
     await m.stop();
     await f.cleanup();

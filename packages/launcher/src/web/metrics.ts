@@ -9,6 +9,7 @@
 //   nodepool.provider.<p>.launch_circuit_open                         gauge 1/0 (launch-circuit-breaker)
 //   nodepool.tenant_limits.<tenant>.{instances,cores,ram}             gauges (tenant-resource-limits)
 //   nodepool.provider.<p>.downPorts                                   counter (DOWN ports removed)
+//   nodepool.provider.<p>.leaked.{instances,ports,floatingips}        counters (later Nodepool)
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.<status>              timer (ms) + counter, per API call
 //   nodepool.task.<p>.<service>.<METHOD>.<name>.attempted|failed|over_1000   counters
 // The task keys are the ones openstacksdk sends for Nodepool (its statsd prefix is
@@ -31,6 +32,7 @@ import type { NodeCache, RequestCache, ZooKeeper } from '@nodepool-ts/core/zk';
 import { taskMetricKey, type ApiCallEvent } from '@nodepool-ts/driver-openstack';
 import type { LaunchAttempt } from '../context.js';
 import type { LauncherEvents } from '../events.js';
+import type { LeakedResource } from '@nodepool-ts/core/provider';
 import type { CircuitChange, CircuitState } from '../circuit-breaker.js';
 
 /** The launcher's stats election (election.ts): its winner sends the node gauges. */
@@ -148,6 +150,7 @@ export class LauncherMetrics {
   private readonly taskCounter: Counter<'provider' | 'service' | 'method' | 'name' | 'status'>;
   private readonly taskDuration: Histogram<'provider' | 'service' | 'method' | 'name'>;
   private readonly downPortsCounter: Counter<'provider'>;
+  private readonly leakedCounter: Counter<'provider' | 'resource'>;
   private readonly gaugeIntervalMs: number;
   private readonly onNode = () => this.nodesChanged();
   private readonly onAttempt = (node: Node, _by: string, a: LaunchAttempt) => {
@@ -195,6 +198,12 @@ export class LauncherMetrics {
       name: 'nodepool_provider_down_ports_total',
       help: 'DOWN ports removed by cleanup (statsd nodepool.provider.<p>.downPorts)',
       labelNames: ['provider'],
+      registers,
+    });
+    this.leakedCounter = new Counter({
+      name: 'nodepool_provider_leaked_total',
+      help: 'Leftovers cleanup removed: instances without a node, DOWN ports, unattached floating IPs (statsd nodepool.provider.<p>.leaked.<resource>)',
+      labelNames: ['provider', 'resource'],
       registers,
     });
     const self = this;
@@ -462,11 +471,18 @@ export class LauncherMetrics {
     statsd.increment(`${key}.attempted`);
   }
 
-  /** DOWN ports a cleanup of `provider` removed (Nodepool counts them by the number removed). */
-  downPortsRemoved(provider: string, count: number): void {
+  /**
+   * Leftovers a cleanup of `provider` removed, by the number removed: later Nodepool's
+   * `leaked.<resource>`; DOWN ports also under 3.x's `downPorts`.
+   */
+  leakedRemoved(provider: string, resource: LeakedResource, count: number): void {
     if (this.stopped || count <= 0) return;
-    this.downPortsCounter.inc({ provider }, count);
-    this.statsd?.increment(`nodepool.provider.${provider}.downPorts`, count);
+    this.leakedCounter.inc({ provider, resource }, count);
+    this.statsd?.increment(`nodepool.provider.${provider}.leaked.${resource}`, count);
+    if (resource === 'ports') {
+      this.downPortsCounter.inc({ provider }, count);
+      this.statsd?.increment(`nodepool.provider.${provider}.downPorts`, count);
+    }
   }
 
   /** Prometheus text exposition of everything above. */
