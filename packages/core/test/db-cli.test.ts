@@ -1,6 +1,6 @@
 // `nodepool history` / `nodepool history --deleted` / `nodepool stats` end to end through the
 // CLI's main(): a config file naming the database, history written by a real Recorder.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,10 +8,10 @@ import { main } from '../../cli/src/main.js';
 import { Recorder } from '../src/db/index.js';
 import type { Node } from '../src/model/types.js';
 import {
-  captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
+  captureLog, makeNode, makeRequest, onEachDatabase, tempDir, withState, type FreshDb,
 } from './db-fixtures.js';
 
-interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
+type Fresh = FreshDb;
 
 async function run(cfg: string, secure: string | null, ...argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -133,27 +133,11 @@ function suite(name: string, fresh: () => Promise<Fresh>): void {
   });
 }
 
-suite('sqlite', async () => {
-  const d = tempDir();
-  return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
-});
-
-describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
-  let server: { uri: string; close(): void } | null = null;
-  before(async () => { server = await sharedMariaDb(); });
-  after(() => server?.close());
-  suite('mariadb', async () => {
-    if (server === null) throw new Error('MariaDB not started');
-    const db = await freshMysqlDatabase(server.uri);
-    const d = tempDir();
-    return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
-  });
-
+onEachDatabase(suite, (serverUri) => {
   test('a wrong password in the secure file: the CLI names user and host, not the password', async () => {
-    if (server === null) throw new Error('MariaDB not started');
     const d = tempDir();
     try {
-      const url = new URL(server.uri);
+      const url = new URL(serverUri());
       url.password = 'Sup3rWrong';
       const f: Fresh = { uri: url.toString(), stateDir: d.dir, cleanup: async () => undefined };
       const { cfg, secure } = configFor(f);

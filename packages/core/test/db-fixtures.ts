@@ -2,6 +2,7 @@
 // scripts/mariadb.sh unless NODEPOOL_TEST_MYSQL names one), a fresh database per test, log
 // capture, and Node / NodeRequest builders.
 import { spawnSync } from 'node:child_process';
+import { after, before, describe } from 'node:test';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -89,6 +90,37 @@ export async function freshMysqlDatabase(baseUri: string): Promise<{ uri: string
       try { await c.query(`DROP DATABASE IF EXISTS \`${name}\``); } finally { await c.end(); }
     },
   };
+}
+
+/** A database for one test: SQLite (uri null, a file in stateDir) or a fresh MariaDB database. */
+export interface FreshDb { uri: string | null; stateDir: string; cleanup(): Promise<void> }
+
+/**
+ * Runs `suite` on SQLite and on MariaDB (skipped when neither the server nor NODEPOOL_TEST_MYSQL
+ * is there); each `fresh()` gives an empty database. `mariadbOnly` adds tests that need the
+ * server itself, inside the MariaDB suite.
+ */
+export function onEachDatabase(suite: (name: 'sqlite' | 'mariadb', fresh: () => Promise<FreshDb>) => void,
+  mariadbOnly?: (serverUri: () => string) => void): void {
+  suite('sqlite', async () => {
+    const d = tempDir();
+    return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
+  });
+  describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
+    let server: { uri: string; close(): void } | null = null;
+    before(async () => { server = await sharedMariaDb(); });
+    after(() => server?.close());
+    const serverUri = (): string => {
+      if (server === null) throw new Error('MariaDB not started');
+      return server.uri;
+    };
+    suite('mariadb', async () => {
+      const db = await freshMysqlDatabase(serverUri());
+      const d = tempDir();
+      return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
+    });
+    mariadbOnly?.(serverUri);
+  });
 }
 
 export function tempDir(prefix = 'np-db-'): { dir: string; remove(): void } {

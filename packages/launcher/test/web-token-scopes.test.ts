@@ -1,13 +1,13 @@
 // Token scopes in the database: the migration that adds them leaves every existing token with
 // `["leases"]` (on SQLite and MariaDB), and the store creates, reads and checks scopes.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { openDatabase } from '@nodepool-ts/core/db';
-import { freshMysqlDatabase, mariadbAvailable, sharedMariaDb, tempDir } from '../../core/test/db-fixtures.js';
+import { onEachDatabase, type FreshDb } from '../../core/test/db-fixtures.js';
 import { WEB_MIGRATIONS, WEB_MIGRATIONS_TABLE, migrateWeb } from '../src/web/db.js';
 import { TokenError, TokenStore } from '../src/web/tokens.js';
 
-interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
+type Fresh = FreshDb;
 
 function suite(name: string, fresh: () => Promise<Fresh>): void {
   describe(`token scopes on ${name}`, () => {
@@ -51,19 +51,4 @@ function suite(name: string, fresh: () => Promise<Fresh>): void {
   });
 }
 
-suite('sqlite', async () => {
-  const d = tempDir();
-  return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
-});
-
-describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
-  let server: { uri: string; close(): void } | null = null;
-  before(async () => { server = await sharedMariaDb(); });
-  after(() => server?.close());
-  suite('mariadb', async () => {
-    if (server === null) throw new Error('MariaDB not started');
-    const db = await freshMysqlDatabase(server.uri);
-    const d = tempDir();
-    return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
-  });
-});
+onEachDatabase(suite);
