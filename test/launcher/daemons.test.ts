@@ -67,6 +67,58 @@ test('nodepool-builder -f --fake stops on SIGINT with its pid file removed', asy
   }
 });
 
+test('nodepool-builder and nodepool-launcher as two processes on one in-memory fake provider: a diskimage label boots from the upload', async () => {
+  // Nodepool's usual setup (and its own fake-provider fixtures): no state file, so each daemon
+  // has its own in-memory fake cloud and the launcher never saw the builder's upload
+  const env = testEnv();
+  const zk = await connectZk(env);
+  try {
+    const cfg = env.write('nodepool.yaml', `${env.zkYaml}images-dir: ${env.dir}/images
+build-log-dir: ${env.dir}/logs
+labels:
+  - name: dib-label
+    min-ready: 1
+diskimages:
+  - name: fake-image
+    elements: [debian-minimal, vm]
+providers:
+  - name: fake-provider
+    cloud: fake
+    rate: 0.0001
+    diskimages:
+      - name: fake-image
+    pools:
+      - name: main
+        max-servers: 2
+        labels:
+          - name: dib-label
+            diskimage: fake-image
+            min-ram: 8192
+`);
+    const builder = run('packages/builder/bin/nodepool-builder.js', ['-f', '--fake', '-c', cfg, '-p', `${env.dir}/builder.pid`]);
+    const launcher = run('packages/launcher/bin/nodepool-launcher.js', ['-f', '-c', cfg, '-p', `${env.dir}/launcher.pid`, '--no-webapp']);
+    try {
+      const upload = await waitFor('a ready upload', async () =>
+        (await zk.getImageUploads('fake-image', '0000000001', 'fake-provider', ['ready']))[0], 40_000)
+        .catch((e: Error) => { throw new Error(`${e.message}\n${builder.stderr()}`); });
+      const node = await waitFor('a ready dib-label node', async () =>
+        (await zk.getNodes()).find((n) => n.state === 'ready' && n.type.includes('dib-label')), 30_000)
+        .catch((e: Error) => { throw new Error(`${e.message}\n${launcher.stderr()}`); });
+      assert.equal(node.image_id, `/nodepool/images/fake-image/builds/0000000001/providers/fake-provider/images/${upload.id}`);
+      assert.ok(!(await zk.getNodes()).some((n) => n.state === 'failed'), 'no failed launch');
+      assert.doesNotMatch(launcher.stderr(), /could not be found/);
+    } finally {
+      builder.p.kill('SIGINT');
+      launcher.p.kill('SIGINT');
+      assert.equal(await builder.exit(), 0, builder.stderr());
+      assert.equal(await launcher.exit(), 0, launcher.stderr());
+    }
+  } finally {
+    await zk.close();
+    env.cleanup();
+  }
+});
+
 test('daemons reject a bad flag with usage and exit 2', async () => {
   for (const bin of ['packages/launcher/bin/nodepool-launcher.js', 'packages/builder/bin/nodepool-builder.js']) {
     const d = run(bin, ['--no-such-flag']);

@@ -78,6 +78,8 @@ export class FakeProviderManager implements ProviderManager {
   private readonly limiter: RateLimiter;
   private readonly stopController = new AbortController();
   private readonly stateFile: string | null;
+  /** image ids deleted from the in-memory cloud (see resolveBootImage) */
+  private readonly deletedImages = new Set<string>();
   private readonly lockTimeoutMs: number | undefined;
   private store: StateStore | null = null;
   private quotaCache: { at: number; value: QuotaInfo } | null = null;
@@ -432,6 +434,7 @@ export class FakeProviderManager implements ProviderManager {
           { operation: 'deleteImage' });
       }
       delete state.images[img.id];
+      if (this.stateFile === null) this.deletedImages.add(img.id);
     }));
   }
 
@@ -501,11 +504,18 @@ export class FakeProviderManager implements ProviderManager {
     });
   }
 
-  /** The image a boot uses; Nova answers 400 for an image it does not have. */
+  /**
+   * The image a boot uses; Nova answers 400 for an image it does not have. One exception: a
+   * cloud kept in memory cannot see what another process uploaded, and Nodepool's usual setup
+   * is exactly that (nodepool-builder and nodepool-launcher as two daemons on one fake
+   * provider), so an upload id it has never seen is booted as given, as Nodepool's fake does.
+   * One this process deleted still fails; with a state file the cloud is shared and exact.
+   */
   private resolveBootImage(state: FakeCloudState, spec: ServerSpec): string {
     const im = spec.image;
     const ref = im.kind === 'upload' ? im.externalId : im.id ?? im.name;
     const found = im.kind === 'upload' || im.id !== null ? state.images[ref] : findImage(state, ref);
+    if (!found && im.kind === 'upload' && this.stateFile === null && !this.deletedImages.has(ref)) return ref;
     if (!found || found === 'ambiguous' || found.status !== 'active') {
       throw new ProviderError(this.name, 'fatal',
         `HTTP 400: image ${ref} ${found === 'ambiguous' ? 'is ambiguous' : 'could not be found'}`,

@@ -3,7 +3,9 @@ import { afterEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotFoundError, ProviderAbortedError, ProviderError, nodepoolServerMetadata } from '@nodepool-ts/core/provider';
 import { FakeProviderManager, createFakeProvider, fakeAddresses } from '../src/index.js';
-import { fakeConfig, label, spec, started } from './helpers.js';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fakeConfig, label, spec, started, tempDir } from './helpers.js';
 
 const cleanup: (() => Promise<void>)[] = [];
 afterEach(async () => { for (const c of cleanup.splice(0)) await c(); });
@@ -119,14 +121,31 @@ describe('fake cloud servers', () => {
   });
 
   it('rejects unknown images and flavors like Nova (fatal 400)', async () => {
-    const p = await started(fakeConfig(), {}, cleanup);
-    await assert.rejects(p.createServer(spec({ image: { kind: 'upload', externalId: 'nope' } })),
+    const t = tempDir();
+    cleanup.push(async () => t.remove());
+    const shared = await started(fakeConfig(), { stateFile: join(t.dir, 'cloud.json') }, cleanup);
+    await assert.rejects(shared.createServer(spec({ image: { kind: 'upload', externalId: 'nope' } })),
       (e: unknown) => e instanceof ProviderError && e.kind === 'fatal' && /image nope/.test(e.message));
+    const p = await started(fakeConfig(), {}, cleanup);
     await assert.rejects(p.createServer(spec({ image: { kind: 'cloud', name: 'Nope', id: null } })),
       (e: unknown) => e instanceof ProviderError && e.kind === 'fatal');
     await assert.rejects(p.createServer(spec({ flavor: { id: 'zz', name: 'zz', vcpus: 1, ram: 1 } })),
       (e: unknown) => e instanceof ProviderError && e.kind === 'fatal' && /flavor zz/.test(e.message));
     assert.equal((await p.listServers()).length, 0);
+  });
+
+  it('in memory, boots an upload another process made (a separate nodepool-builder), not one it deleted', async () => {
+    const p = await started(fakeConfig(), {}, cleanup);
+    const s = await p.createServer(spec({ image: { kind: 'upload', externalId: 'from-the-builder' } }));
+    assert.equal(s.imageId, 'from-the-builder');
+    const t = tempDir();
+    cleanup.push(async () => t.remove());
+    const file = join(t.dir, 'img.raw');
+    writeFileSync(file, 'x');
+    const img = await p.uploadImage({ name: 'mine', file, format: 'raw', metadata: {} });
+    await p.deleteImage(img.id);
+    await assert.rejects(p.createServer(spec({ image: { kind: 'upload', externalId: img.id } })),
+      (e: unknown) => e instanceof ProviderError && e.kind === 'fatal' && /could not be found/.test(e.message));
   });
 
   it('boots from configured cloud images by name or id', async () => {
