@@ -19,6 +19,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { newNodeRequest } from '@nodepool-ts/core/model';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
 import { connectZk, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
 
@@ -136,6 +137,29 @@ providers:
       assert.equal(mask(py), mask(ts), `nodepool ${args.join(' ')}`);
     }
     assert.match(await pyNodepool(['list']), /\| fake-provider \| dib-label +\|/);
+  });
+
+  it('held, locked and failed: the tables still agree', async () => {
+    const ready = (await zk.getNodes()).filter((n) => n.type.includes('fake-label') && n.state === 'ready');
+    const [held, locked] = ready;
+    assert.ok(held?.id && locked);
+    await tsNodepool(['hold', held.id, '--reason', 'debugging: a "quoted" reason']);
+    assert.ok(await zk.lockNode(locked, { blocking: false }));
+    const failed = await zk.submitNodeRequest(newNodeRequest({ node_types: ['no-such-label'], requestor: 'interop' }), '100');
+    await waitFor('the unknown label declined', async () => (await zk.getNodeRequest(failed))?.state === 'failed', 20_000);
+    try {
+      const mask = (s: string) => s.replace(AGE, 'dd:hh:mm:ss');
+      for (const args of [['list', '--detail'], ['request-list']]) {
+        assert.equal(mask(await pyNodepool(args)), mask(await tsNodepool(args)), `nodepool ${args.join(' ')}`);
+      }
+      const detail = await pyNodepool(['list', '--detail']);
+      assert.match(detail, /\| hold +\|[^\n]*\| debugging: a "quoted" reason \|/);
+      assert.match(detail, new RegExp(`\\| ${locked.id} \\|[^\\n]*\\| ready +\\| [^|]+\\| locked +\\|`));
+      assert.match(await pyNodepool(['request-list']), /\| failed +\| interop +\| no-such-label +\| +\| [^|]*PoolWorker\.fake-provider-main +\|/);
+    } finally {
+      await zk.unlockNode(locked);
+      await zk.deleteNodeRequest(failed);
+    }
   });
 
   it("Nodepool's delete and image-build act on our launcher and builder", async () => {
