@@ -285,3 +285,33 @@ test('tenant-resource-limits (Nodepool 4.3): a tenant at its limit waits, other 
   await release(zk, first);
   assert.equal((await waitDone(zk, second)).state, 'fulfilled');
 });
+
+test('a label that cannot be launched gets min-ready requests at a growing interval, not at once; success starts over', async () => {
+  const { zk, cloud, launcher } = await setup((env) => fakeConfig(env, {
+    labels: [{ name: 'fake-label', minReady: 1 }],
+    providerExtra: '    launch-retries: 1\n',
+  }));
+  await waitFor('a min-ready node', async () => (await zk.getNodes()).some((n) => n.state === 'ready'));
+  // every boot ends in ERROR from now on; Zuul takes the ready node, min-ready must replace it
+  cloud.setFaults({ errorRate: 1 });
+  const submitted: number[] = [];
+  const seen = new Set<string>();
+  launcher.events.on('request', (id, req) => {
+    if (req?.requestor !== 'NodePool:min-ready' || seen.has(id)) return;
+    seen.add(id);
+    submitted.push(Date.now());
+  });
+  const taken = await waitDone(zk, await submit(zk, ['fake-label']));
+  assert.equal(taken.state, 'fulfilled');
+  await new Promise((r) => setTimeout(r, 5_000));
+  // without a wait this was a new request every few milliseconds (hundreds in 5 s); with it:
+  // at once, then after 1 s, 2 s (and 4 s, just outside the window)
+  assert.ok(submitted.length >= 2 && submitted.length <= 4, `${submitted.length} min-ready requests in 5 s`);
+  const gaps = submitted.slice(1).map((t, i) => t - (submitted[i] ?? t));
+  assert.ok((gaps[0] ?? 0) >= 900, `first wait ${gaps[0]} ms`);
+  if (gaps.length > 1) assert.ok((gaps[1] ?? 0) >= 1.5 * (gaps[0] ?? 0), `waits grow: ${gaps.join(', ')} ms`);
+  // the cloud recovers: the next attempt (within the current 4 s wait) fills the pool again
+  cloud.setFaults({ errorRate: 0 });
+  await waitFor('min-ready refilled, its wait cleared', async () => launcher.minReadyRetryAt('fake-label') === 0
+    && (await zk.getNodes()).some((n) => n.state === 'ready' && n.allocated_to === null), 15_000);
+});

@@ -237,6 +237,7 @@ export class Launcher implements LauncherContext {
           }
           this.config = next;
           await this.applyConfig(next);
+          this.minReady.configChanged();
           this.log.info('Configuration reloaded');
         } catch (err) {
           this.log.error({ err: (err as Error).message },
@@ -331,6 +332,11 @@ export class Launcher implements LauncherContext {
       this.log.info({ provider: c.provider }, `Provider ${c.provider}: a launch succeeded; launches resume`);
     }
     this.events.emit('circuit', c);
+  }
+
+  /** When min-ready may next ask for a node of `label` after failed requests (epoch ms); 0: now. */
+  minReadyRetryAt(label: string): number {
+    return this.minReady.retryAt(label);
   }
 
   launchCircuit(provider: string): LaunchCircuit | null {

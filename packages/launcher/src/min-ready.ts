@@ -1,15 +1,27 @@
 // min-ready (§3.8): keep `min-ready` READY unallocated nodes of every label, refilled as soon as
 // one is taken (node-cache events, debounced) rather than on Nodepool's 10 s main loop.
+//
+// Refilling at once has one cost Nodepool's loop did not: a label that cannot be launched (its
+// image gone, the cloud refusing) would get a new min-ready request the moment the last one
+// failed — hundreds of requests and node records a minute. So after a failed min-ready request
+// a label waits before the next one: 1 s, doubling with each failure in a row, at most 60 s;
+// a fulfilled one or a configuration reload starts it over. Zuul's own requests never wait.
 import { newNodeRequest } from '@nodepool-ts/core/model';
 import { MIN_READY_REQUESTOR } from './decide.js';
 import type { Launcher } from './launcher.js';
 
 const DEBOUNCE_MS = 20;
+const RETRY_BASE_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
 export const MIN_READY_PRIORITY = '100';
 
 export class MinReadyWorker {
   private readonly submitted = new Map<string, string[]>();
   private timer: NodeJS.Timeout | null = null;
+  /** labels whose last min-ready requests failed: how many times in a row, and when to try again */
+  private readonly failures = new Map<string, { count: number; retryAt: number }>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private retryTimerAt = 0;
   private running = false;
   private again = false;
   private stopped = false;
@@ -27,12 +39,13 @@ export class MinReadyWorker {
     }, DEBOUNCE_MS);
   }
 
-  /** A handler finished one of the requests (nodes released, request deleted): forget it. */
+  /** A handler fulfilled one of the requests (nodes released, request deleted): forget it. */
   done(id: string): void {
     for (const [label, ids] of this.submitted) {
       const i = ids.indexOf(id);
       if (i < 0) continue;
       ids.splice(i, 1);
+      this.failures.delete(label);
       if (ids.length === 0) this.submitted.delete(label);
       this.trigger();
       return;
@@ -42,6 +55,37 @@ export class MinReadyWorker {
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+  }
+
+  /** The configuration changed (perhaps what made the launches fail): no label waits any more. */
+  configChanged(): void {
+    this.failures.clear();
+    this.trigger();
+  }
+
+  /** When the next min-ready request of `label` may be submitted (epoch ms); 0: at once. */
+  retryAt(label: string): number {
+    return this.failures.get(label)?.retryAt ?? 0;
+  }
+
+  private failed(label: string): void {
+    const count = (this.failures.get(label)?.count ?? 0) + 1;
+    const wait = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(count - 1, 16));
+    this.failures.set(label, { count, retryAt: Date.now() + wait });
+    this.log.warn(`Min-ready request for label ${label} failed (${count} in a row); the next one in ${wait / 1000} s`);
+  }
+
+  /** Run a pass at `at` (the earliest of the labels' waits wins). */
+  private wakeAt(at: number): void {
+    if (this.stopped || (this.retryTimer && this.retryTimerAt <= at)) return;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimerAt = at;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.trigger();
+    }, Math.max(0, at - Date.now()));
+    this.retryTimer.unref();
   }
 
   async run(): Promise<void> {
@@ -67,6 +111,7 @@ export class MinReadyWorker {
     // (1) Settle the requests we submitted earlier.
     for (const [label, ids] of this.submitted) {
       const keep: string[] = [];
+      let failed = false;
       for (const id of ids) {
         const req = l.requestCache.get(id) ?? (await l.zk.getNodeRequest(id));
         if (!req) continue;
@@ -79,13 +124,16 @@ export class MinReadyWorker {
             }
           }
           await l.zk.deleteNodeRequest(id);
+          this.failures.delete(label);
         } else if (req.state === 'failed') {
           await l.zk.deleteNodeRequest(id);
           l.recordRequest(req, 'MinReady', 'min-ready request failed');
+          failed = true;
         } else {
           keep.push(id);
         }
       }
+      if (failed) this.failed(label);
       if (keep.length) this.submitted.set(label, keep);
       else this.submitted.delete(label);
     }
@@ -105,6 +153,11 @@ export class MinReadyWorker {
       if (label.minReady <= 0 || this.submitted.has(label.name)) continue;
       const need = label.minReady - (ready.get(label.name) ?? 0) - (outstanding.get(label.name) ?? 0);
       if (need <= 0) continue;
+      const retryAt = this.retryAt(label.name);
+      if (retryAt > Date.now()) {
+        this.wakeAt(retryAt);
+        continue;
+      }
       if (!(await l.labelServable(label.name))) continue;
       const ids: string[] = [];
       for (let i = 0; i < need; i++) {
