@@ -1,6 +1,7 @@
 // Launcher scenarios on the fake provider against the real ZooKeeper (§9.1).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
 import { Launcher, type CloudManager } from '@nodepool-ts/launcher';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
@@ -139,6 +140,59 @@ test('pool max-servers pauses a request until a node is freed', async () => {
   await zk.unlockNode(node);
   const done = await waitDone(zk, second);
   assert.equal(done.state, 'fulfilled');
+});
+
+test("Zuul revises a queued request's relative_priority (kazoo, non-blocking lock): served in the new order", async () => {
+  const { env, zk } = await setup((e) => fakeConfig(e).replace('max-servers: 96', 'max-servers: 1'));
+  const release = async (req: NodeRequest) => {
+    const node = await zk.getNode(req.nodes[0] ?? '');
+    assert.ok(node);
+    await zk.lockNode(node, { blocking: true, timeoutMs: 5000 });
+    await zk.deleteNodeRequest(req.id ?? '');
+    node.state = 'used';
+    await zk.storeNode(node);
+    await zk.unlockNode(node);
+  };
+  const first = await waitDone(zk, await submit(zk, ['fake-label']));
+  const paused = await submit(zk, ['fake-label']);
+  await waitFor('the pool paused on the second request', async () => (await zk.getNodeRequest(paused))?.state === 'pending');
+  const late = await submit(zk, ['fake-label'], { relative_priority: 5 });
+  const early = await submit(zk, ['fake-label'], { relative_priority: 3 });
+  // as Zuul's reviseRequest: lock without blocking (give up if Nodepool holds it), rewrite, unlock
+  const revise = spawnSync('/usr/bin/python3', ['-c', `
+import json, sys
+from kazoo.client import KazooClient
+zk = KazooClient(sys.argv[1]); zk.start()
+for rid, prio in ((sys.argv[2], 1), (sys.argv[3], 1)):
+    lock = zk.Lock('/nodepool/requests-lock/' + rid)
+    if not lock.acquire(blocking=False):
+        print('locked', rid); continue
+    path = '/nodepool/requests/' + rid
+    data = json.loads(zk.get(path)[0])
+    data['relative_priority'] = prio
+    zk.set(path, json.dumps(data).encode('utf8'))
+    lock.release()
+    print('revised', rid)
+zk.stop()
+`, env.kazooHosts, late, paused], { encoding: 'utf8', timeout: 30_000 });
+  assert.equal(revise.status, 0, revise.stderr);
+  // the queued request was revised; the one the launcher holds (pending) was not
+  assert.deepEqual(revise.stdout.trim().split('\n'), [`revised ${late}`, `locked ${paused}`]);
+  assert.equal((await zk.getNodeRequest(late))?.relative_priority, 1);
+  await release(first);
+  const second = await waitDone(zk, paused);
+  assert.equal(second.state, 'fulfilled');
+  assert.equal(second.relative_priority, 0, "the launcher's request kept its own data");
+  await release(second);
+  // 1 (revised from 5) now goes before 3
+  const third = await waitFor('the next request fulfilled', async () => {
+    for (const id of [late, early]) if ((await zk.getNodeRequest(id))?.state === 'fulfilled') return id;
+    return null;
+  });
+  assert.equal(third, late);
+  const revised = await zk.getNodeRequest(late);
+  assert.equal(revised?.relative_priority, 1, 'the fulfilled write kept the revision');
+  assert.equal((await zk.getNodeRequest(early))?.state !== 'fulfilled', true);
 });
 
 test('a READY node allocated to a vanished request is deallocated', async () => {

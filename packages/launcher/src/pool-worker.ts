@@ -45,6 +45,10 @@ export class PoolWorker {
   private handlers = new Map<string, NodeRequestHandler>();
   /** handlers waiting for capacity, oldest first; while any waits, no new request is taken */
   private paused: NodeRequestHandler[] = [];
+  /** handlers whose plan says wait, between planning and pausing (a ZooKeeper write apart) */
+  private readonly waiting = new Set<NodeRequestHandler>();
+  /** requests whose handlers were started but have not planned yet (they plan in any order) */
+  private readonly unplanned = new Map<string, Readonly<NodeRequest>>();
   private resumeTimer: NodeJS.Timeout | null = null;
   private running = false;
   private rerun = false;
@@ -220,7 +224,8 @@ export class PoolWorker {
     if (this.provider.maxConcurrency === 0) return;
     if (this.paused.length > 0) {
       const now = Date.now();
-      for (const h of [...this.paused]) {
+      // (in request order: more than one can be paused, e.g. after a node of each failed)
+      for (const h of [...this.paused].sort((a, b) => compareRequests(a.request, b.request))) {
         if (h.retryAt > now) {
           this.scheduleResume(h.retryAt - now);
           continue;
@@ -241,7 +246,7 @@ export class PoolWorker {
     // what each tenant's nodes take now, counted once per pass if a request needs it
     let tenantUsage: Map<string, Resources> | null = null;
     for (const cached of requests) {
-      if (this.stopped || this.paused.length > 0) return;
+      if (this.stopped || this.paused.length > 0 || this.waiting.size > 0) return;
       if (this.concurrencyReached()) return;
       if (this.starting.size + this.handlers.size >= MAX_HANDLERS) return;
       if (cached.id === null || this.handlers.has(cached.id) || this.starting.has(cached.id)) continue;
@@ -263,11 +268,13 @@ export class PoolWorker {
       }
       const id = cached.id;
       this.starting.add(id);
+      this.unplanned.set(id, cached);
       // Handlers run concurrently; the quota-critical part of each is serialised by `exclusive`.
       void this.startHandler(cached).catch((err: unknown) => {
         this.log.error({ request: id, err: (err as Error).message }, `Error starting handler for ${id}`);
       }).finally(() => {
         this.starting.delete(id);
+        this.unplanned.delete(id);
       });
     }
   }
@@ -299,6 +306,7 @@ export class PoolWorker {
 
   /** A handler could not be satisfied now; it is re-run when nodes change, after retryAt, or within a second. */
   handlerPaused(h: NodeRequestHandler): void {
+    this.waiting.delete(h);
     if (!this.paused.includes(h)) this.paused.push(h);
     this.pausedChanged();
     const wait = h.retryAt - Date.now();
@@ -343,7 +351,42 @@ export class PoolWorker {
     return !theirs.every((l) => req.declined_by.includes(l.id));
   }
 
+  /** Another handler of this pool is paused, or about to pause, waiting for capacity. */
+  hasPausedOther(h: NodeRequestHandler): boolean {
+    return this.paused.some((p) => p !== h) || [...this.waiting].some((p) => p !== h);
+  }
+
+  /** A handler has planned (see earlierUnplanned). */
+  handlerPlanned(h: NodeRequestHandler): void {
+    this.unplanned.delete(h.id);
+  }
+
+  /**
+   * A request started in the same pass that comes before `req` has not planned yet: if `req`
+   * must wait for capacity it leaves the waiting to that one (Nodepool pauses on the first
+   * request in order that cannot be served).
+   */
+  earlierUnplanned(req: Readonly<NodeRequest>): boolean {
+    for (const [id, other] of this.unplanned) {
+      if (id !== req.id && compareRequests(other, req) < 0) return true;
+    }
+    return false;
+  }
+
+  /** A handler's plan waits for capacity: it pauses once its `pending` write is done. */
+  handlerWaiting(h: NodeRequestHandler): void {
+    this.waiting.add(h);
+  }
+
+  /** A handler gave its request back unserved (see hasPausedOther): a later pass takes it again. */
+  handlerGaveBack(h: NodeRequestHandler): void {
+    this.waiting.delete(h);
+    this.handlers.delete(h.id);
+    this.schedule();
+  }
+
   handlerDone(h: NodeRequestHandler): void {
+    this.waiting.delete(h);
     this.handlers.delete(h.id);
     // a request already gone from the cache (Zuul deleted it at once) has nothing stale to skip
     const seen = this.ctx.requestCache.get(h.id);

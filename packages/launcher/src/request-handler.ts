@@ -112,6 +112,11 @@ export class NodeRequestHandler {
       // Planning and node creation are serialised across this worker's handlers (quota); claiming
       // ready nodes is not (node locks decide), so a warm request never waits on another's claim.
       const outcome = await w.exclusive(async () => {
+        // While another request waits for capacity the pool takes no new one (as Nodepool's
+        // paused pool): one started in the same pass gives its request back untouched, so the
+        // requests behind stay `requested` (Zuul may still revise them) and are served in order.
+        const fresh = this.request.state === 'requested' && this.held.length === 0;
+        if (fresh && w.hasPausedOther(this)) return { kind: 'yield' } as const;
         const input = await w.planInput(this.request, this.exclude, this.held.map((h) => h.label));
         // (read, planned and reserved in one tick: pools of one provider share its breaker)
         const circuit = w.launchCircuit();
@@ -120,8 +125,13 @@ export class NodeRequestHandler {
           input.launchRefusal = circuit.refusal();
         }
         const plan = planRequest(input);
+        const waits = plan.kind !== 'decline' && plan.steps.some((st) => st.action === 'wait');
+        // (handlers started together plan in any order; the first in request order waits)
+        if (fresh && waits && w.earlierUnplanned(this.request)) return { kind: 'yield' } as const;
+        w.handlerPlanned(this);
         if (plan.kind === 'decline') return { kind: 'decline', reason: plan.reason } as const;
         circuit?.launchesStarted(plan.steps.filter((st) => st.action === 'launch').length);
+        if (waits) w.handlerWaiting(this);
         const reuse = plan.steps.filter((st) => st.action === 'reuse');
         for (const st of reuse) if (st.node.id !== null) w.claiming.add(st.node.id);
         const created = await this.createNodes(plan.steps);
@@ -133,6 +143,10 @@ export class NodeRequestHandler {
           launching: created.length > 0,
         } as const;
       });
+      if (outcome.kind === 'yield') {
+        await this.giveBack();
+        return;
+      }
       let redo = false;
       if (outcome.kind === 'proceed') {
         try {
@@ -459,6 +473,13 @@ export class NodeRequestHandler {
       await w.zk.unlockNode(h.node).catch(() => undefined);
     }));
     this.held = [];
+  }
+
+  /** Unlock the request without having written anything: it stays `requested` for a later pass. */
+  private async giveBack(): Promise<void> {
+    this.state = 'done';
+    await this.worker.zk.unlockNodeRequest(this.request, { missingOk: true }).catch(() => undefined);
+    this.worker.handlerGaveBack(this);
   }
 
   private async done(): Promise<void> {
