@@ -415,6 +415,8 @@ export async function runDib(opts: DibRunOptions): Promise<DibResult> {
   // whatever the main process left in its group (a stuck sudo child) goes with it
   if (child.pid !== undefined && (timedOut || aborted)) killGroup(child.pid, 'SIGKILL');
   if (parser.feed(decoder.end()) || parser.end()) opts.onProgress?.(parser.snapshot());
+  // a hook that failed at once may have done so before its element's scripts were looked up
+  await parser.elementsKnown();
   const finalRc = timedOut ? 1 : rc;
   if (log !== null) {
     // Nodepool writes no exit line after a timeout

@@ -377,8 +377,10 @@ test('kill -9 of the lease holder: a restarted launcher re-locks the nodes as it
   const store = await openTokenStore(await loadConfig(config));
   const tk = await store.tokens.create('crash', {});
   await store.close();
-  const child = spawn(process.execPath, ['packages/launcher/bin/nodepool-launcher.js', '-f', '-c', config, '-p', `${env.dir}/pid`], {
-    cwd: '/work/main', stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'warn' },
+  const { fileURLToPath } = await import('node:url');
+  const bin = fileURLToPath(new URL('../bin/nodepool-launcher.js', import.meta.url));
+  const child = spawn(process.execPath, [bin, '-f', '-c', config, '-p', `${env.dir}/pid`], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODEPOOL_LOG_LEVEL: 'warn' },
   });
   let restarted: Launcher | null = null;
   cleanups.push(async () => {
