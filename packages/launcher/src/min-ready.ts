@@ -73,7 +73,7 @@ export class MinReadyWorker {
     const count = (this.failures.get(label)?.count ?? 0) + 1;
     const wait = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(count - 1, 16));
     this.failures.set(label, { count, retryAt: Date.now() + wait });
-    this.log.warn(`Min-ready request for label ${label} failed (${count} in a row); the next one in ${wait / 1000} s`);
+    this.log.info(`Min-ready request for label ${label} failed (${count} in a row); the next one in ${wait / 1000} s`);
   }
 
   /** Run a pass at `at` (the earliest of the labels' waits wins). */
