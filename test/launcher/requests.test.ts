@@ -45,6 +45,17 @@ async function waitDone(zk: ZooKeeper, id: string): Promise<NodeRequest> {
   });
 }
 
+/** As Zuul after a job: the request deleted, its (one) node locked, marked used, unlocked. */
+async function release(zk: ZooKeeper, req: NodeRequest): Promise<void> {
+  const node = await zk.getNode(req.nodes[0] ?? '');
+  assert.ok(node);
+  await zk.lockNode(node, { blocking: true, timeoutMs: 5000 });
+  await zk.deleteNodeRequest(req.id ?? '');
+  node.state = 'used';
+  await zk.storeNode(node);
+  await zk.unlockNode(node);
+}
+
 test('a request is fulfilled with ready, allocated nodes carrying Nodepool fields', async () => {
   const { zk } = await setup((env) => fakeConfig(env));
   const id = await submit(zk, ['fake-label']);
@@ -131,28 +142,13 @@ test('pool max-servers pauses a request until a node is freed', async () => {
   const second = await submit(zk, ['fake-label']);
   await new Promise((r) => setTimeout(r, 300));
   assert.equal((await zk.getNodeRequest(second))?.state, 'pending');
-  const node = await zk.getNode(first.nodes[0] ?? '');
-  assert.ok(node);
-  await zk.lockNode(node, { blocking: true, timeoutMs: 5000 });
-  await zk.deleteNodeRequest(first.id ?? '');
-  node.state = 'used';
-  await zk.storeNode(node);
-  await zk.unlockNode(node);
+  await release(zk, first);
   const done = await waitDone(zk, second);
   assert.equal(done.state, 'fulfilled');
 });
 
 test("Zuul revises a queued request's relative_priority (kazoo, non-blocking lock): served in the new order", async () => {
   const { env, zk } = await setup((e) => fakeConfig(e).replace('max-servers: 96', 'max-servers: 1'));
-  const release = async (req: NodeRequest) => {
-    const node = await zk.getNode(req.nodes[0] ?? '');
-    assert.ok(node);
-    await zk.lockNode(node, { blocking: true, timeoutMs: 5000 });
-    await zk.deleteNodeRequest(req.id ?? '');
-    node.state = 'used';
-    await zk.storeNode(node);
-    await zk.unlockNode(node);
-  };
   const first = await waitDone(zk, await submit(zk, ['fake-label']));
   const paused = await submit(zk, ['fake-label']);
   await waitFor('the pool paused on the second request', async () => (await zk.getNodeRequest(paused))?.state === 'pending');
@@ -179,11 +175,11 @@ zk.stop()
   // the queued request was revised; the one the launcher holds (pending) was not
   assert.deepEqual(revise.stdout.trim().split('\n'), [`revised ${late}`, `locked ${paused}`]);
   assert.equal((await zk.getNodeRequest(late))?.relative_priority, 1);
-  await release(first);
+  await release(zk, first);
   const second = await waitDone(zk, paused);
   assert.equal(second.state, 'fulfilled');
   assert.equal(second.relative_priority, 0, "the launcher's request kept its own data");
-  await release(second);
+  await release(zk, second);
   // 1 (revised from 5) now goes before 3
   const third = await waitFor('the next request fulfilled', async () => {
     for (const id of [late, early]) if ((await zk.getNodeRequest(id))?.state === 'fulfilled') return id;
