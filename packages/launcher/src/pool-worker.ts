@@ -373,9 +373,10 @@ export class PoolWorker {
     return false;
   }
 
-  /** A handler's plan waits for capacity: it pauses once its `pending` write is done. */
-  handlerWaiting(h: NodeRequestHandler): void {
-    this.waiting.add(h);
+  /** Whether a handler's latest plan waits for capacity (it pauses once its `pending` write is done). */
+  handlerWaiting(h: NodeRequestHandler, waits: boolean): void {
+    if (waits) this.waiting.add(h);
+    else this.waiting.delete(h);
   }
 
   /** A handler gave its request back unserved (see hasPausedOther): a later pass takes it again. */

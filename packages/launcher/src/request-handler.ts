@@ -131,7 +131,7 @@ export class NodeRequestHandler {
         w.handlerPlanned(this);
         if (plan.kind === 'decline') return { kind: 'decline', reason: plan.reason } as const;
         circuit?.launchesStarted(plan.steps.filter((st) => st.action === 'launch').length);
-        if (waits) w.handlerWaiting(this);
+        w.handlerWaiting(this, waits);
         const reuse = plan.steps.filter((st) => st.action === 'reuse');
         for (const st of reuse) if (st.node.id !== null) w.claiming.add(st.node.id);
         const created = await this.createNodes(plan.steps);
