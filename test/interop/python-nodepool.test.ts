@@ -3,7 +3,8 @@
 //    image-list, dib-image-list, request-list and info print the same tables as ours;
 //  - its `delete` and `image-build` act on our daemons (node replaced, build made);
 //  - a Python nodepool-launcher shares the cluster: a Zuul-like kazoo client's request for a
-//    label only it offers is declined by ours and fulfilled by it, and the reverse.
+//    label only it offers is declined by ours and fulfilled by it, and the reverse;
+//  - Nodepool's builder in our builder's place: our launcher boots from its upload.
 //
 // Nodepool is not in Debian and these machines reach no PyPI, so the project ships no copy:
 // the test runs when NODEPOOL_PY_SRC points at a Nodepool 3.x source tree (the protocol's
@@ -16,7 +17,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { newNodeRequest } from '@nodepool-ts/core/model';
@@ -201,5 +202,37 @@ providers:
     const byProvider = new Set((await zk.getNodes()).map((n) => n.provider));
     assert.ok(byProvider.has('fake-py') && byProvider.has('fake-provider'));
     assert.doesNotMatch(procs.find((x) => x.name === 'python nodepool-launcher')?.out() ?? '', /Traceback/);
+  });
+
+  it("Nodepool's builder in our builder's place: our launcher boots from its upload", async () => {
+    const ourBuilder = procs.find((x) => x.name === 'nodepool-builder');
+    assert.ok(ourBuilder);
+    const gone = new Promise((r) => ourBuilder.p.once('exit', r));
+    ourBuilder.p.kill('SIGINT');
+    await gone;
+    // Nodepool's fake-image-create insists on its test fixture's DIB environment
+    const dibEnv = { DIB_RELEASE: '21', TMPDIR: '/opt/dib_tmp', DIB_IMAGE_CACHE: '/opt/dib_cache',
+      DIB_CLOUD_IMAGES: 'http://download.fedoraproject.org/pub/fedora/linux/releases/test/21-Beta/Cloud/Images/x86_64/',
+      BASE_IMAGE_FILE: 'Fedora-Cloud-Base-20141029-21_Beta.x86_64.qcow2' };
+    const pyBuilder = env.write('python-builder.yaml', readFileSync(ours, 'utf8')
+      .replace(`images-dir: ${env.dir}/images`, `images-dir: ${env.dir}/python-images`)
+      .replace('    elements: [fedora, vm]\n', `    elements: [fedora, vm]\n    env-vars:\n${Object.entries(dibEnv).map(([k, v]) => `      ${k}: '${v}'\n`).join('')}`));
+    mkdirSync(join(env.dir, 'python-images'));
+    start('python nodepool-builder', PY, ['-c', 'import sys; from nodepool.cmd import builder; sys.argv = ["nodepool-builder"] + sys.argv[1:]; builder.main()',
+      '-f', '--fake', '-c', pyBuilder, '-p', join(env.dir, 'pyb.pid')], { cwd: SRC, env: pyEnv });
+    await pyNodepool(['image-build', 'fake-image']);
+    const upload = await waitFor('the Python builder\'s build 3 uploaded', async () =>
+      (await zk.getImageUploads('fake-image', '0000000003', 'fake-provider', ['ready']))[0], 90_000)
+      .catch((e: Error) => { throw new Error(`${e.message}\n${logs()}`); });
+    // two nodes: the min-ready one is handed out, the other is booted from the newest upload
+    const id = await zk.submitNodeRequest(newNodeRequest({ node_types: ['dib-label', 'dib-label'], requestor: 'interop' }), '100');
+    const req = await waitFor('the request served', async () => {
+      const r = await zk.getNodeRequest(id);
+      return r?.state === 'fulfilled' || r?.state === 'failed' ? r : null;
+    }, 30_000);
+    assert.equal(req.state, 'fulfilled', logs());
+    const images = await Promise.all(req.nodes.map(async (n) => (await zk.getNode(n))?.image_id));
+    assert.ok(images.includes(`/nodepool/images/fake-image/builds/0000000003/providers/fake-provider/images/${upload.id}`), images.join(', '));
+    await zk.deleteNodeRequest(id);
   });
 });
