@@ -4,15 +4,17 @@
 // Refilling at once has one cost Nodepool's loop did not: a label that cannot be launched (its
 // image gone, the cloud refusing) would get a new min-ready request the moment the last one
 // failed — hundreds of requests and node records a minute. So after a failed min-ready request
-// a label waits before the next one: 1 s, doubling with each failure in a row, at most 60 s;
-// a fulfilled one or a configuration reload starts it over. Zuul's own requests never wait.
+// a label waits before the next one: 1 s, doubling with each failure in a row, at most 10 s
+// (Nodepool's own pace: a pool at capacity declines min-ready requests, and once it has room the
+// pool should refill as soon as Nodepool's would); a fulfilled one or a configuration reload
+// starts it over. Zuul's own requests never wait.
 import { newNodeRequest } from '@nodepool-ts/core/model';
 import { MIN_READY_REQUESTOR } from './decide.js';
 import type { Launcher } from './launcher.js';
 
 const DEBOUNCE_MS = 20;
 const RETRY_BASE_MS = 1_000;
-const RETRY_MAX_MS = 60_000;
+const RETRY_MAX_MS = 10_000;
 export const MIN_READY_PRIORITY = '100';
 
 export class MinReadyWorker {
