@@ -103,24 +103,40 @@ function runFiles(list) {
         `--test-timeout=${env.NODEPOOL_TEST_TIMEOUT_MS ?? 600000}`, ...list],
       { stdio: ['ignore', 'pipe', 'inherit'], env });
     const failed = new Set();
+    // top-level failures no test file could be named for: no retry may clear those
+    let unattributed = 0;
+    // a top-level failure whose file is not known yet (its `location:` line follows it)
     let pending = false;
+    // the test file the latest nested result's location named: a suite built by a helper in
+    // another file (db-fixtures' onEachDatabase) reports that helper's file at the top level
+    let nested = null;
     let buf = '';
+    const fileOf = (path) => list.find((f) => resolve(f) === path) ?? null;
+    const settle = (file) => {
+      if (file) failed.add(file);
+      else unattributed += 1;
+      pending = false;
+      nested = null;
+    };
     const scan = (line) => {
-      // top-level results only: a failing test names its file in `location:`, a failing file by path
-      const top = /^not ok \d+ - (.*)$/.exec(line);
+      const top = /^(ok|not ok) \d+ - (.*)$/.exec(line);
       if (top) {
-        const name = top[1] ?? '';
+        if (pending) settle(nested);
+        nested = top[1] === 'ok' ? null : nested;
+        if (top[1] === 'ok') return;
+        const name = top[2] ?? '';
         const asFile = list.find((f) => resolve(f) === name || name.endsWith(f));
-        if (asFile) failed.add(asFile);
+        if (asFile) settle(asFile);
         else pending = true;
         return;
       }
-      if (/^(ok|not ok) \d+ /.test(line)) pending = false;
-      const loc = pending ? /^ {2}location: '(.+?\.test\.ts)(:\d+:\d+)?'/.exec(line) : null;
-      if (loc) {
-        const file = list.find((f) => resolve(f) === loc[1]);
-        if (file) failed.add(file);
-        pending = false;
+      const loc = /^( +)location: '(.+?)(:\d+:\d+)?'$/.exec(line);
+      if (!loc) return;
+      const file = fileOf(loc[2] ?? '');
+      if ((loc[1] ?? '').length > 2) {
+        if (file) nested = file;
+      } else if (pending) {
+        settle(file ?? nested);
       }
     };
     child.stdout.on('data', (d) => {
@@ -132,7 +148,10 @@ function runFiles(list) {
         buf = buf.slice(i + 1);
       }
     });
-    child.on('exit', (code, signal) => done({ code: code ?? (signal ? 1 : 0), failed: [...failed] }));
+    child.on('exit', (code, signal) => {
+      if (pending) settle(nested);
+      done({ code: code ?? (signal ? 1 : 0), failed: [...failed], unattributed });
+    });
   });
 }
 
@@ -140,7 +159,9 @@ const first = await runFiles(files);
 let code = first.code;
 // Suites that drive real servers, clouds and SSH under load can lose a race on a busy 2-core
 // machine: a file with a failure gets one more run, and both outcomes are reported.
-if (code !== 0 && first.failed.length > 0 && first.failed.length <= 5 && env.NODEPOOL_TEST_NO_RETRY !== '1') {
+if (first.unattributed > 0) {
+  console.log(`run-tests: ${first.unattributed} failure(s) name no test file; not retried`);
+} else if (code !== 0 && first.failed.length > 0 && first.failed.length <= 5 && env.NODEPOOL_TEST_NO_RETRY !== '1') {
   console.log(`run-tests: retrying once the files with failures: ${first.failed.join(' ')}`);
   const again = await runFiles(first.failed);
   console.log(`run-tests: first run failed in ${first.failed.length} file(s); their retry ${again.code === 0 ? 'passed' : 'failed'}`);

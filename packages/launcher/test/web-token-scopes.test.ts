@@ -41,8 +41,13 @@ function suite(name: string, fresh: () => Promise<Fresh>): void {
         assert.ok(check.ok && check.token.scopes.join() === 'hosts');
         await assert.rejects(store.create('bad', { scopes: ['leases', 'admin'] }),
           (err: unknown) => err instanceof TokenError && err.code === 'ETOKENSCOPE' && /unknown scope "admin"/.test(err.message));
-        assert.deepEqual((await store.list()).map((t) => [t.name, t.scopes.join(',')]),
-          [['old', 'leases'], ['older', 'leases'], ['ops', 'hosts'], ['both', 'leases,hosts'], ['plain', 'leases']]);
+        // oldest first; tokens made in the same millisecond by name
+        const listed = await store.list();
+        assert.deepEqual(listed.map((t) => t.name),
+          [...listed].sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name)).map((t) => t.name));
+        assert.deepEqual(listed.slice(0, 2).map((t) => t.name), ['old', 'older']);
+        assert.deepEqual(Object.fromEntries(listed.map((t) => [t.name, t.scopes.join(',')])),
+          { old: 'leases', older: 'leases', ops: 'hosts', both: 'leases,hosts', plain: 'leases' });
       } finally {
         await db.close();
         await f.cleanup();

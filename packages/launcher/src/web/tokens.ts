@@ -186,7 +186,8 @@ export class TokenStore {
 
   async list(): Promise<TokenInfo[]> {
     const now = this.clock();
-    const rows: Record<string, unknown>[] = await this.knex('tokens').select('*').orderBy('created_at');
+    const rows: Record<string, unknown>[] = await this.knex('tokens').select('*')
+      .orderBy([{ column: 'created_at' }, { column: 'name' }]);
     return rows.map((r) => infoOf(r, now));
   }
 
