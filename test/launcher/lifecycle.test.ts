@@ -219,6 +219,42 @@ test('config reload: new labels are registered, a removed provider stops; a brok
   assert.equal(launcher.poolWorkers.length, 1);
 });
 
+test('a config edited while the launcher is still starting (ZooKeeper not up yet) is read once it runs', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { createServer } = await import('node:net');
+  const { ZooKeeper: Zk } = await import('@nodepool-ts/core/zk');
+  const dir = mkdtempSync(join(tmpdir(), 'np-late-zk-'));
+  const port = await new Promise<number>((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(p));
+    });
+  });
+  cleanups.push(() => {
+    execFileSync('bash', ['scripts/zk.sh', 'stop', join(dir, 'zk')]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const env = { zkYaml: `zookeeper-servers:\n  - host: 127.0.0.1\n    port: ${port}\n` } as Parameters<typeof fakeConfig>[0];
+  const cfgPath = join(dir, 'nodepool.yaml');
+  writeFileSync(cfgPath, fakeConfig(env));
+  const launcher = new Launcher({ configFile: cfgPath, hostname: 'test', watchIntervalMs: 100 });
+  cleanups.push(() => launcher.stop());
+  const starting = launcher.start();
+  // read, now waiting for ZooKeeper: the edit lands before the file watch exists
+  await new Promise((r) => setTimeout(r, 500));
+  writeFileSync(cfgPath, fakeConfig(env, { labels: [{ name: 'fake-label' }, { name: 'other' }] }));
+  execFileSync('bash', ['scripts/zk.sh', 'start', join(dir, 'zk'), String(port)]);
+  await starting;
+  const zk = new Zk({ servers: [{ host: '127.0.0.1', port, chroot: null }] });
+  await zk.connect();
+  cleanups.push(() => zk.close());
+  await waitFor('the edited labels registered', async () =>
+    (await zk.getRegisteredLaunchers()).flatMap((l) => l.supported_labels).includes('other'), 20_000);
+});
+
 test('two launchers with different providers: a label only one offers is served by it', async () => {
   const { env, zk } = await envWithZk(cleanups);
   const a = env.write('a.yaml', fakeConfig(env, { labels: [{ name: 'only-a' }, { name: 'shared' }], providerName: 'fake-a' }));

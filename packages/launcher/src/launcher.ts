@@ -2,7 +2,7 @@
 // PoolWorker per provider pool, the DeletedNodeWorker, CleanupWorker and min-ready worker, and
 // the config reload that keeps unchanged providers (and their state) as they are.
 import { hostname as osHostname } from 'node:os';
-import { watchFile, unwatchFile } from 'node:fs';
+import { statSync, watchFile, unwatchFile } from 'node:fs';
 import cron from 'node-cron';
 import { isCloudProvider, loadConfig, providersEqual, type Config, type Pool, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
@@ -113,7 +113,21 @@ export class Launcher implements LauncherContext {
     if (this.stopped) throw new Error('nodepool-launcher stopped while starting');
   }
 
+  /** The config and secure files as they were when read (an edit changes one of these). */
+  private configStamps(): string {
+    return [this.options.configFile, this.options.secureFile ?? null].map((f) => {
+      if (f === null) return '';
+      try {
+        const st = statSync(f);
+        return `${st.ino}:${st.size}:${st.mtimeMs}`;
+      } catch {
+        return 'missing';
+      }
+    }).join('|');
+  }
+
   private async startSteps(): Promise<void> {
+    const readAs = this.configStamps();
     this.config = await loadConfig(this.options.configFile, { secureFile: this.options.secureFile ?? null });
     this.goOnStarting();
     this.zk = new ZooKeeper({
@@ -153,6 +167,12 @@ export class Launcher implements LauncherContext {
     if (interval > 0) {
       watchFile(this.options.configFile, { interval }, () => void this.reload());
       if (this.options.secureFile) watchFile(this.options.secureFile, { interval }, () => void this.reload());
+      // the watch compares with what it first sees: an edit made while the launcher was starting
+      // (connecting to ZooKeeper may take long) would otherwise wait for the next edit
+      const edited = setTimeout(() => {
+        if (!this.stopped && this.configStamps() !== readAs) void this.reload();
+      }, interval);
+      edited.unref();
     }
     this.metrics = new LauncherMetrics(this, this.logger('nodepool.stats'));
     this.metrics.start();
