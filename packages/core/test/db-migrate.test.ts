@@ -1,13 +1,13 @@
 // Schema migrations against SQLite and MariaDB: fresh, idempotent, concurrent, and a schema
 // newer than the code refused (never migrated down). Plus the connection errors an operator sees.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import {
   CODE_SCHEMA_VERSION, DatabaseError, MIGRATIONS, MIGRATIONS_LOCK_TABLE, MIGRATIONS_TABLE, Recorder,
   SchemaTooNewError, migrateToLatest, openDatabase, schemaVersion, type Migration,
 } from '../src/db/index.js';
-import { captureLog, freshMysqlDatabase, mariadbAvailable, sharedMariaDb, tempDir } from './db-fixtures.js';
+import { captureLog, onEachDatabase } from './db-fixtures.js';
 
 interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
 interface Backend { name: string; fresh(): Promise<Fresh> }
@@ -137,32 +137,7 @@ function suite(backend: Backend): void {
   });
 }
 
-const sqlite: Backend = {
-  name: 'sqlite',
-  async fresh() {
-    const d = tempDir();
-    return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
-  },
-};
-suite(sqlite);
-
-describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
-  let server: { uri: string; close(): void } | null = null;
-  before(async () => { server = await sharedMariaDb(); });
-  after(() => server?.close());
-  const serverUri = (): string => {
-    if (server === null) throw new Error('MariaDB not started');
-    return server.uri;
-  };
-  suite({
-    name: 'mariadb',
-    async fresh() {
-      const db = await freshMysqlDatabase(serverUri());
-      const d = tempDir();
-      return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
-    },
-  });
-
+onEachDatabase((name, fresh) => suite({ name, fresh }), (serverUri) => {
   test('a wrong password names user and host, never the password', async () => {
     const url = new URL(serverUri());
     url.password = 'WrongHorseBatteryStaple';

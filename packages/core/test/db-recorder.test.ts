@@ -1,6 +1,6 @@
 // The Recorder against a healthy SQLite and MariaDB: current rows, event trails in order,
 // launch attempts, builds/uploads, retention, and the query helpers the CLI uses.
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { MIGRATIONS_TABLE } from '../src/db/connection.js';
 import { MIGRATIONS, type Migration } from '../src/db/schema.js';
 import { MIN_READY_REQUESTOR, type ImageBuild, type ImageUpload, type Node } from '../src/model/types.js';
 import {
-  captureLog, freshMysqlDatabase, makeNode, makeRequest, mariadbAvailable, sharedMariaDb, tempDir, withState,
+  captureLog, freshMysqlDatabase, makeNode, makeRequest, onEachDatabase, tempDir, withState,
 } from './db-fixtures.js';
 
 interface Fresh { uri: string | null; stateDir: string; cleanup(): Promise<void> }
@@ -451,31 +451,9 @@ test('percentile is nearest-rank', () => {
   assert.equal(percentile([7], 95), 7);
 });
 
-suite({
-  name: 'sqlite',
-  async fresh() {
-    const d = tempDir();
-    return { uri: null, stateDir: d.dir, cleanup: async () => d.remove() };
-  },
-});
-
-describe('mariadb', { skip: !mariadbAvailable() && !process.env.NODEPOOL_TEST_MYSQL }, () => {
-  let server: { uri: string; close(): void } | null = null;
-  before(async () => { server = await sharedMariaDb(); });
-  after(() => server?.close());
-  suite({
-    name: 'mariadb',
-    async fresh() {
-      if (server === null) throw new Error('MariaDB not started');
-      const db = await freshMysqlDatabase(server.uri);
-      const d = tempDir();
-      return { uri: db.uri, stateDir: d.dir, cleanup: async () => { await db.drop(); d.remove(); } };
-    },
-  });
-
+onEachDatabase((name, fresh) => suite({ name, fresh }), (serverUri) => {
   test('a recorder that stops closes its connections cleanly (no "Aborted connection" in the server log)', async () => {
-    if (server === null) throw new Error('MariaDB not started');
-    const db = await freshMysqlDatabase(server.uri);
+    const db = await freshMysqlDatabase(serverUri());
     const d = tempDir();
     try {
       const rec = new Recorder({ databaseUri: db.uri, stateDir: d.dir, flushIntervalMs: 20, log: captureLog().log });
