@@ -8,7 +8,7 @@ import cron from 'node-cron';
 import { isCloudProvider, loadConfig, providersEqual, type Config, type Provider } from '@nodepool-ts/core/config';
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
-import { NodeCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
+import { ComponentRegistration, NodeCache, ZooKeeper, paths } from '@nodepool-ts/core/zk';
 import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager } from '@nodepool-ts/launcher';
 import { BuildWorker } from './build-worker.js';
@@ -68,6 +68,8 @@ export class Builder implements BuilderContext {
   private readonly stopController = new AbortController();
   private _config: Config | null = null;
   private _zk: ZooKeeper | null = null;
+  /** Nodepool 6.1+'s builder component (`/nodepool/components/builder/<hostname><seq>`) */
+  private component: ComponentRegistration | null = null;
   private _builderId: string | null = null;
   private buildWorkers: BuildWorker[] = [];
   private uploadWorkers: UploadWorker[] = [];
@@ -144,6 +146,18 @@ export class Builder implements BuilderContext {
       if (this.state === 'running') this.state = 'stopped';
       throw err;
     }
+    // Nodepool 6.1+'s builder component; a new session (the old one's ephemerals gone) registers again
+    const component = new ComponentRegistration(zk, 'builder', this.hostname);
+    this.component = component;
+    const register = (): void => {
+      void component.update().catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'could not register the builder component');
+      });
+    };
+    zk.on('state', (s: string) => {
+      if (s === 'connected' && this.state === 'running') register();
+    });
+    register();
     const o = this.options;
     const backoff = o.errorBackoffMs ?? 10_000;
     for (let i = 0; i < (o.buildWorkers ?? 1); i++) {
@@ -187,6 +201,7 @@ export class Builder implements BuilderContext {
     await Promise.allSettled([...this.managerOps.values()]);
     await Promise.allSettled([...this.managers.values()].map((m) => m.manager.stop()));
     this.managers.clear();
+    await this.component?.remove().catch(() => undefined);
     await this._zk?.close();
     await this.metrics.close?.().catch(() => undefined);
     this.state = 'stopped';

@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { paths } from '@nodepool-ts/core/zk';
+import { componentVersion, paths } from '@nodepool-ts/core/zk';
 import { newImageUpload } from '@nodepool-ts/core/model';
 import { BUILDER_ID_FILE, Builder, type BuildFinished } from '../src/index.js';
-import { FAKE_DIB, TestEnv, failingUploads, sleep, waitFor } from './helpers.js';
+import { FAKE_DIB, TestEnv, expireSession, failingUploads, sleep, waitFor } from './helpers.js';
 
 const UUID4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -30,6 +30,30 @@ test('start/stop, builder_id.txt holds a UUID4 reused across restarts', () => wi
   const b2 = await env.builder();
   assert.equal(b2.builderId, id);
   await b2.stop();
+}));
+
+test("registers Nodepool 6.1+'s builder component, again after a session expiry, and removes it at stop", () => withEnv(async (env) => {
+  env.writeConfig({ diskimages: [{ name: 'fake-image' }] });
+  const b = await env.builder();
+  const zk = await env.zk();
+  const root = paths.componentsOf('builder');
+  const registered = async (): Promise<{ name: string; owner: string; content: unknown } | null> => {
+    const names = await zk.getChildren(root);
+    if (names.length !== 1 || names[0] === undefined) return null;
+    const got = await zk.getDataStat(paths.child(root, names[0]));
+    return got && { name: names[0], owner: got.stat.ephemeralOwner.toString('hex'), content: JSON.parse(got.data.toString()) };
+  };
+  const first = await waitFor('builder component', registered, 10_000);
+  assert.ok(first.name.startsWith(b.hostname) && /\d{10}$/.test(first.name), first.name);
+  assert.deepEqual(first.content, { hostname: b.hostname, kind: 'builder', model_api: 0, state: 'running', version: componentVersion() });
+  assert.equal(first.owner, b.zk.sessionCredentials().id.toString('hex'));
+  await expireSession(b.zk);
+  await waitFor('registered in the new session', async () => {
+    const r = await registered();
+    return r !== null && r.owner === b.zk.sessionCredentials().id.toString('hex');
+  }, 20_000);
+  await b.stop();
+  assert.deepEqual(await zk.getChildren(root), []);
 }));
 
 test('a stop while starting (a signal at start-up): start gives up, no worker runs, the session is closed', () => withEnv(async (env) => {

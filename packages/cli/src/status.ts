@@ -375,12 +375,13 @@ export async function providerBuilds(zk: ZooKeeper, provider: string): Promise<M
 export const LABEL_COLUMNS = [{ key: 'label', title: 'Label' }] as const satisfies readonly Column[];
 
 /**
- * Union of the labels registered launchers support. Nodepool iterates a Python set (an order
+ * Union of the labels registered launchers support (3.x registrations and later Nodepool's pool
+ * components: a 3.x CLI reads the first, a later one the second). Nodepool iterates a Python set (an order
  * that changes from run to run); we sort, so repeated calls and diffs are stable.
  */
 export async function labelList(zk: ZooKeeper): Promise<{ label: string }[]> {
   const labels = new Set<string>();
-  for (const launcher of await zk.getRegisteredLaunchers()) {
+  for (const launcher of await zk.getLauncherPools()) {
     for (const label of launcher.supported_labels) labels.add(label);
   }
   return [...labels].sort().map((label) => ({ label }));

@@ -8,13 +8,13 @@ import { isCloudProvider, loadConfig, providersEqual, type Config, type Pool, ty
 import { getLogger, type Logger } from '@nodepool-ts/core/log';
 import { MIN_READY_REQUESTOR, newNodeRequest, requestFromData, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { ProviderManager } from '@nodepool-ts/core/provider';
-import { NodeCache, RequestCache, ZooKeeper, mapLimit, paths } from '@nodepool-ts/core/zk';
+import { ComponentRegistration, NodeCache, RequestCache, ZooKeeper, mapLimit, paths } from '@nodepool-ts/core/zk';
 import { StartUp } from '@nodepool-ts/core/daemon';
 import { createProviderManager, type AnyProviderManager } from './drivers.js';
 import type { LaunchAttempt, LauncherContext } from './context.js';
 import type { Resources } from './decide.js';
 import { LaunchCircuit, type CircuitChange } from './circuit-breaker.js';
-import { PoolWorker, configUsesPriority } from './pool-worker.js';
+import { PoolWorker } from './pool-worker.js';
 import { DeletedNodeWorker, deleteNodeAndServer } from './deleted-node-worker.js';
 import { CleanupWorker } from './cleanup-worker.js';
 import { MinReadyWorker } from './min-ready.js';
@@ -70,6 +70,8 @@ export class Launcher implements LauncherContext {
   private cleanupWorker!: CleanupWorker;
   private minReady!: MinReadyWorker;
   private launcherList: LauncherInfo[] = [];
+  /** Nodepool 6.1+'s launcher component (`/nodepool/components/launcher/<hostname><seq>`) */
+  private component: ComponentRegistration | null = null;
   private knownLaunchers = new Set<string>();
   private peerCleanupTimer: NodeJS.Timeout | null = null;
   /** managers replaced by a reload, still running launches started before it */
@@ -149,6 +151,8 @@ export class Launcher implements LauncherContext {
     await Promise.all([this.nodeCache.start(), this.requestCache.start()]);
     this.goOnStarting();
     this.election.start();
+    this.component = new ComponentRegistration(this.zk, 'launcher', this.hostname);
+    await this.component.update();
     await this.refreshLaunchers();
     this.goOnStarting();
     await this.applyConfig(this.config);
@@ -205,6 +209,7 @@ export class Launcher implements LauncherContext {
     await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
     await this.deletedNodeWorker?.stop();
     await this.election?.stop();
+    await this.component?.remove().catch(() => undefined);
     await this.recording?.stop().catch((err: unknown) => {
       this.log.error({ err: (err as Error).message }, 'recorder stop failed');
     });
@@ -543,6 +548,9 @@ export class Launcher implements LauncherContext {
     this.log.info({ state }, `ZooKeeper session ${state}`);
     if (state === 'connected') {
       this.deletedNodeWorker.sessionRenewed();
+      void this.component?.update().catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'could not register the launcher component');
+      });
       void this.refreshLaunchers();
       for (const w of this.workers.values()) {
         void w.register().catch(() => undefined);
@@ -562,12 +570,12 @@ export class Launcher implements LauncherContext {
   private async refreshLaunchers(): Promise<void> {
     if (this.stopped) return;
     try {
-      await this.zk.mkdirp(paths.launchersRoot);
-      const ids = await this.zk.listChildren(paths.launchersRoot, this.launchersWatcher);
-      // (data watches too: a pool publishing its priority changes its `paused` in place)
-      this.launcherList = await this.zk.getRegisteredLaunchers(this.launchersWatcher);
-      if (configUsesPriority(this.config.providers.values())) for (const w of this.workers.values()) w.schedule();
-      const now = new Set(ids ?? []);
+      await Promise.all([this.zk.mkdirp(paths.launchersRoot), this.zk.mkdirp(paths.componentsOf('pool'))]);
+      // 3.x registrations and later Nodepool's pool components, children and data watched (a
+      // pool changes its `paused` in place)
+      this.launcherList = await this.zk.getLauncherPools(this.launchersWatcher);
+      for (const w of this.workers.values()) w.schedule();
+      const now = new Set(this.launcherList.map((l) => l.id));
       const ours = new Set(this.poolWorkers.map((w) => w.id));
       const gone = [...this.knownLaunchers].filter((id) => !now.has(id) && !ours.has(id));
       this.knownLaunchers = now;

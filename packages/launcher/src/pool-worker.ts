@@ -5,7 +5,7 @@ import { isCloudProvider, type CloudPool, type CloudPoolLabel, type MetastaticPo
 import { MIN_READY_REQUESTOR, cloneNode, cloneNodeRequest, type LauncherInfo, type Node, type NodeRequest } from '@nodepool-ts/core/model';
 import type { Logger } from '@nodepool-ts/core/log';
 import type { AnyProviderManager } from "./drivers.js";
-import { LockError, type ZooKeeper } from '@nodepool-ts/core/zk';
+import { ComponentRegistration, LockError, type PoolComponentFields, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { compareRequests, ZERO, addResources, fits, setTenant, tenantOf, type PlanInput, type PoolView, type Resources } from './decide.js';
 import { NodeRequestHandler } from './request-handler.js';
 import { launchNode } from './node-launcher.js';
@@ -70,6 +70,10 @@ export class PoolWorker {
   /** READY nodes a handler of this worker is claiming right now: not offered to another plan */
   readonly claiming = new Set<string>();
   private planChain: Promise<void> = Promise.resolve();
+  /** Nodepool 6.1+'s pool component (`/nodepool/components/pool/<hostname><seq>`) */
+  private readonly component: ComponentRegistration;
+  /** the `paused` the component last said */
+  private componentPaused = false;
 
   constructor(
     readonly ctx: LauncherContext,
@@ -78,6 +82,7 @@ export class PoolWorker {
     public manager: AnyProviderManager,
   ) {
     this.id = `${ctx.hostname}-${process.pid}-PoolWorker.${provider.name}-${pool.name}`;
+    this.component = new ComponentRegistration(ctx.zk, 'pool', ctx.hostname, () => this.componentFields());
     this.log = ctx.logger(`nodepool.PoolWorker.${provider.name}-${pool.name}`);
   }
 
@@ -140,11 +145,26 @@ export class PoolWorker {
       info.paused = this.paused.length > 0;
     }
     this.publishedPaused = info.paused ?? null;
-    await this.zk.registerLauncher(info);
+    await Promise.all([this.zk.registerLauncher(info), this.component.update()]);
   }
 
-  /** A pool that publishes its priority tells the others when it pauses or resumes. */
+  /** What the pool component says: Nodepool's pool fields (its labels are this pool's own). */
+  private componentFields(): PoolComponentFields {
+    this.componentPaused = this.paused.length > 0;
+    return {
+      id: this.id, name: this.pool.name, provider_name: this.provider.name,
+      supported_labels: [...new Set(this.pool.labels.map((l) => l.name))].sort(),
+      priority: this.priority, paused: this.paused.length > 0,
+    };
+  }
+
+  /** The pool tells the others when it pauses or resumes (its component; its 3.x registration if that has a priority). */
   private pausedChanged(): void {
+    if (!this.stopped && this.componentPaused !== this.paused.length > 0) {
+      void this.component.update().catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'could not publish the pool\'s paused state');
+      });
+    }
     if (this.publishedPaused === null || this.publishedPaused === this.paused.length > 0) return;
     void this.register().catch((err: unknown) => {
       this.log.warn({ err: (err as Error).message }, 'could not publish the pool\'s paused state');
@@ -163,7 +183,7 @@ export class PoolWorker {
     for (const h of [...this.handlers.values()]) {
       if (h.state !== 'done') await h.abandon().catch(() => undefined);
     }
-    await this.zk.unregisterLauncher(this.id).catch(() => undefined);
+    await Promise.all([this.zk.unregisterLauncher(this.id).catch(() => undefined), this.component.remove().catch(() => undefined)]);
   }
 
   /** Coalesce wake-ups: many watch events in one tick make one pass. */
@@ -401,7 +421,7 @@ export class PoolWorker {
   // ---- services the handler uses ----
 
   async registeredLauncherIds(): Promise<string[]> {
-    return (await this.zk.getRegisteredLaunchers()).map((l) => l.id);
+    return (await this.zk.getLauncherPools()).map((l) => l.id);
   }
 
   /**

@@ -114,4 +114,6 @@ export interface LauncherInfo {
   priority?: number;
   /** the pool is at capacity and waits for nodes to free up (its requests go elsewhere) */
   paused?: boolean;
+  /** the pool's name, when read from a Nodepool 6.1+ pool component (a 3.x registration has none) */
+  pool_name?: string;
 }

@@ -10,6 +10,10 @@ export { Lock, CONTENDER_RE, sortContenders, type AcquireOptions } from './lock.
 export { ZnodeCache, NodeCache, RequestCache } from './cache.js';
 export { paths, LOCK_CHILD } from './paths.js';
 export {
+  ComponentRegistration, componentToData, componentVersion, getRegisteredPools, poolComponentToLauncher,
+  COMPONENT_MODEL_API, type ComponentKind, type ComponentState, type PoolComponentFields,
+} from './components.js';
+export {
   ZkError, ZkConnectError, ImageDataError, LockError, LockTimeoutError, isRetryable, isNoNode, isNodeExists,
   type ZkErrorCode,
 } from './errors.js';

@@ -9,6 +9,8 @@ const NODES = `${ROOT}/nodes`;
 const LAUNCHERS = `${ROOT}/launchers`;
 const IMAGES = `${ROOT}/images`;
 const ELECTIONS = `${ROOT}/elections`;
+/** Nodepool 6.1+'s component registry (not in 3.x; 3.x tools never read it) */
+const COMPONENTS = `${ROOT}/components`;
 // nodepool-ts extensions: Nodepool and Zuul never read or write below these.
 const STATIC_HOSTS = `${ROOT}/static-hosts`;
 const STATIC_LOCKS = `${ROOT}/static-locks`;
@@ -86,6 +88,13 @@ export const paths = {
   /** Also the `image_id` Nodepool stores on nodes booted from this upload. */
   upload: (image: string, buildId: string, provider: string, uploadId: string): string =>
     `${paths.buildProvider(image, buildId, provider)}/images/${seg('upload id', uploadId)}`,
+
+  componentsRoot: COMPONENTS,
+  /** `/nodepool/components/<kind>`: launcher, pool, builder */
+  componentsOf: (kind: string): string => `${COMPONENTS}/${seg('component kind', kind)}`,
+  /** Sequential-create prefix of a component: `/nodepool/components/<kind>/<hostname>` */
+  componentPrefix: (kind: string, hostname: string): string =>
+    `${COMPONENTS}/${seg('component kind', kind)}/${seg('hostname', hostname)}`,
 
   electionsRoot: ELECTIONS,
   statsElection: `${ELECTIONS}/stats`,

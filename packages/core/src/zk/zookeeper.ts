@@ -6,6 +6,7 @@ import {
   type BuildState, type ImageBuild, type ImageUpload, type LauncherInfo, type Node, type NodeRequest,
   type UploadState,
 } from '../model/index.js';
+import { getRegisteredPools } from './components.js';
 import { mapLimit, READ_CONCURRENCY } from './concurrency.js';
 import { ImageDataError, LockError, ZkError, isNoNode, isNodeExists, isRetryable } from './errors.js';
 import { CONTENDER_RE, Lock, sortContenders, type AcquireOptions } from './lock.js';
@@ -439,6 +440,19 @@ export class ZooKeeper extends ZkSession {
       return got === null ? null : launcherFromData(got.data);
     });
     return all.filter((l): l is LauncherInfo => l !== null);
+  }
+
+  /**
+   * Every launcher pool a request can be offered to: 3.x registrations (`/nodepool/launchers`)
+   * and Nodepool 6.1+ pool components, one entry per id. Where both name a pool (nodepool-ts
+   * writes both) the component's wins: it lists the pool's own labels and always its priority.
+   */
+  async getLauncherPools(watcher?: (ev: RawEvent) => void): Promise<LauncherInfo[]> {
+    const [legacy, pools] = await Promise.all([this.getRegisteredLaunchers(watcher), getRegisteredPools(this, watcher)]);
+    const byId = new Map<string, LauncherInfo>();
+    for (const l of legacy) byId.set(l.id, l);
+    for (const p of pools) byId.set(p.id, p);
+    return [...byId.values()];
   }
 
   async unregisterLauncher(id: string): Promise<void> {

@@ -68,8 +68,9 @@ export function providerMaxServers(config: Config): Map<string, number> {
   return out;
 }
 
-/** The pool a launcher registration belongs to (its id ends `PoolWorker.<provider>-<pool>`). */
+/** The pool a launcher registration belongs to: a component names it, a 3.x id ends `PoolWorker.<provider>-<pool>`. */
 export function registrationPool(l: LauncherInfo): string | null {
+  if (l.pool_name !== undefined) return l.pool_name;
   const marker = `PoolWorker.${l.provider_name}-`;
   const at = l.id.lastIndexOf(marker);
   if (at < 0) return null;
@@ -331,7 +332,7 @@ export class LauncherMetrics {
 
   private async launchers(): Promise<LauncherInfo[]> {
     try {
-      return await this.host.zk.getRegisteredLaunchers();
+      return await this.host.zk.getLauncherPools();
     } catch {
       return [];
     }

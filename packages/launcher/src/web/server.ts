@@ -215,7 +215,7 @@ export class WebApp {
     const out = new Set(this.host.supportedLabels());
     if (!this.launchersSeen || Date.now() - this.launchersSeen.at > LAUNCHERS_CACHE_MS) {
       try {
-        this.launchersSeen = { at: Date.now(), list: await this.host.zk.getRegisteredLaunchers() };
+        this.launchersSeen = { at: Date.now(), list: await this.host.zk.getLauncherPools() };
       } catch {
         // ZooKeeper away: this launcher's own labels still count
       }
