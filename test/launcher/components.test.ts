@@ -7,30 +7,18 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
-import { Launcher } from '@nodepool-ts/launcher';
 import { componentVersion, paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { labelList } from '@nodepool-ts/cli/status';
 import { expireSession } from '../../packages/core/test/zk-helpers.js';
-import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { fakeConfig, waitFor, type TestEnv } from '../helpers/harness.js';
+import { startLauncher } from '../helpers/launcher.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function setup(yaml: (env: TestEnv) => string): Promise<{ env: TestEnv; zk: ZooKeeper; launcher: Launcher }> {
-  const env = testEnv();
-  const config = env.write('nodepool.yaml', yaml(env));
-  const zk = await connectZk(env);
-  const launcher = new Launcher({ configFile: config, hostname: 'test', watchIntervalMs: 100, cleanupIntervalMs: 60_000 });
-  await launcher.start();
-  cleanups.push(async () => {
-    await launcher.stop();
-    await zk.close();
-    env.cleanup();
-  });
-  return { env, zk, launcher };
-}
+const setup = (yaml: (env: TestEnv) => string) => startLauncher(cleanups, yaml);
 
 async function submit(zk: ZooKeeper, nodeTypes: string[]): Promise<string> {
   return zk.submitNodeRequest(newNodeRequest({ node_types: nodeTypes, requestor: 'unit-test' }), '200');

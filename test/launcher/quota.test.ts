@@ -6,7 +6,8 @@ import { paths, type ZooKeeper } from '@nodepool-ts/core/zk';
 import { Launcher } from '@nodepool-ts/launcher';
 import { loadConfig } from '@nodepool-ts/core/config';
 import type { FakeProviderManager } from '@nodepool-ts/driver-fake';
-import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { startLauncher } from '../helpers/launcher.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
@@ -14,15 +15,7 @@ after(async () => {
 });
 
 async function setup(yaml: (env: TestEnv) => string): Promise<{ zk: ZooKeeper; launcher: Launcher; cloud: FakeProviderManager }> {
-  const env = testEnv();
-  const zk = await connectZk(env);
-  const launcher = new Launcher({ configFile: env.write('nodepool.yaml', yaml(env)), hostname: 'test', watchIntervalMs: 0 });
-  await launcher.start();
-  cleanups.push(async () => {
-    await launcher.stop();
-    await zk.close();
-    env.cleanup();
-  });
+  const { zk, launcher } = await startLauncher(cleanups, yaml, { watchIntervalMs: 0 });
   return { zk, launcher, cloud: launcher.manager('fake-provider') as unknown as FakeProviderManager };
 }
 

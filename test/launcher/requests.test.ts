@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process';
 import { newNodeRequest, type NodeRequest } from '@nodepool-ts/core/model';
 import { Launcher, type CloudManager } from '@nodepool-ts/launcher';
 import type { ZooKeeper } from '@nodepool-ts/core/zk';
-import { connectZk, fakeConfig, testEnv, waitFor, type TestEnv } from '../helpers/harness.js';
+import { fakeConfig, waitFor, type TestEnv } from '../helpers/harness.js';
+import { startLauncher } from '../helpers/launcher.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 
@@ -19,19 +20,7 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function setup(yaml: (env: TestEnv) => string): Promise<{ env: TestEnv; zk: ZooKeeper; launcher: Launcher; config: string }> {
-  const env = testEnv();
-  const config = env.write('nodepool.yaml', yaml(env));
-  const zk = await connectZk(env);
-  const launcher = new Launcher({ configFile: config, hostname: 'test', watchIntervalMs: 100, cleanupIntervalMs: 60_000 });
-  await launcher.start();
-  cleanups.push(async () => {
-    await launcher.stop();
-    await zk.close();
-    env.cleanup();
-  });
-  return { env, zk, launcher, config };
-}
+const setup = (yaml: (env: TestEnv) => string) => startLauncher(cleanups, yaml);
 
 async function submit(zk: ZooKeeper, nodeTypes: string[], extra: Partial<NodeRequest> = {}, prio = '200'): Promise<string> {
   const req = newNodeRequest({ node_types: nodeTypes, requestor: 'unit-test', ...extra });
