@@ -2,8 +2,9 @@
 // the launcher) stops them gracefully, removing the pid file and their ZooKeeper registrations.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
+import { ZooKeeper, paths } from '@nodepool-ts/core/zk';
 import { connectZk, fakeConfig, testEnv, waitFor } from '../helpers/harness.js';
 
 function run(bin: string, args: string[]) {
@@ -50,6 +51,36 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     }
   });
 }
+
+test('both daemons stop cleanly on SIGTERM while ZooKeeper is gone: exit 0, pid files removed (not ended by the grace timer)', async () => {
+  const env = testEnv();
+  const zkDir = `${env.dir}/zk`;
+  const hp = execFileSync('bash', ['scripts/zk.sh', 'start', zkDir], { encoding: 'utf8' }).trim();
+  try {
+    const zkYaml = `zookeeper-servers:\n  - host: 127.0.0.1\n    port: ${hp.split(':')[1] ?? ''}\n`;
+    const cfg = env.write('nodepool.yaml', fakeConfig({ ...env, zkYaml }, { labels: [{ name: 'fake-label', minReady: 1 }] })
+      + `images-dir: ${env.dir}/images\nbuild-log-dir: ${env.dir}/logs\n`);
+    const launcher = run('packages/launcher/bin/nodepool-launcher.js', ['-f', '-c', cfg, '-p', `${env.dir}/l.pid`, '--no-webapp']);
+    const builder = run('packages/builder/bin/nodepool-builder.js', ['-f', '--fake', '-c', cfg, '-p', `${env.dir}/b.pid`]);
+    const zk = new ZooKeeper({ servers: [{ host: '127.0.0.1', port: Number(hp.split(':')[1]), chroot: null }] });
+    await zk.connect();
+    await waitFor('a ready node and the builder registered', async () => (await zk.getNodes()).some((n) => n.state === 'ready')
+      && (await zk.getChildren(paths.componentsOf('builder'))).length === 1, 30_000)
+      .catch((e: Error) => { throw new Error(`${e.message}\n${launcher.stderr()}\n${builder.stderr()}`); });
+    await zk.close();
+    execFileSync('bash', ['scripts/zk.sh', 'stop', zkDir]);
+    launcher.p.kill('SIGTERM');
+    builder.p.kill('SIGTERM');
+    // (the grace timers exit 1 after 30 s / 60 s: a stop that waits for the server gets there)
+    assert.equal(await launcher.exit(75_000), 0, launcher.stderr());
+    assert.equal(await builder.exit(75_000), 0, builder.stderr());
+    assert.match(launcher.stderr(), /ZooKeeper unreachable for 5 s while stopping/);
+    assert.ok(!existsSync(`${env.dir}/l.pid`) && !existsSync(`${env.dir}/b.pid`), 'pid files removed');
+  } finally {
+    execFileSync('bash', ['scripts/zk.sh', 'stop', zkDir]);
+    env.cleanup();
+  }
+});
 
 test('nodepool-builder -f --fake stops on SIGINT with its pid file removed', async () => {
   const env = testEnv();

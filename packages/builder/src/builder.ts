@@ -56,6 +56,9 @@ interface ManagedProvider {
   manager: ProviderManager;
 }
 
+/** how long a stopping builder waits for an unreachable ZooKeeper before closing the session */
+const STOP_ZK_WAIT_MS = 5_000;
+
 export class Builder implements BuilderContext {
   readonly hostname: string;
   readonly dibCmd: string;
@@ -193,6 +196,11 @@ export class Builder implements BuilderContext {
       if (this._zk !== null && this._zk.state !== 'connected') await this._zk.close();
       await this.startUp.settled();
     }
+    // ZooKeeper gone (or going) while we stop: after a few seconds the session is closed, so that
+    // workers waiting on it end at once (else the daemon's grace timer ends the process)
+    const unguard = this._zk?.closeWhenUnreachable(STOP_ZK_WAIT_MS, () => {
+      this.log.warn(`ZooKeeper unreachable for ${STOP_ZK_WAIT_MS / 1000} s while stopping; closing the session`);
+    });
     if (this.cronTask !== null) await this.cronTask.task.destroy();
     this.cronTask = null;
     if (this.statusTimer) clearInterval(this.statusTimer);
@@ -202,6 +210,7 @@ export class Builder implements BuilderContext {
     await Promise.allSettled([...this.managers.values()].map((m) => m.manager.stop()));
     this.managers.clear();
     await this.component?.remove().catch(() => undefined);
+    unguard?.();
     await this._zk?.close();
     await this.metrics.close?.().catch(() => undefined);
     this.state = 'stopped';

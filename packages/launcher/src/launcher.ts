@@ -26,6 +26,8 @@ import { WebApp, type WebAppOptions } from './web/server.js';
 import { LauncherMetrics } from './web/metrics.js';
 
 const CLEANUP_INTERVAL_MS = 60_000;
+/** how long a stopping launcher waits for an unreachable ZooKeeper before closing the session */
+const STOP_ZK_WAIT_MS = 5_000;
 const QUOTA_CACHE_MS = 300_000;
 const IMAGE_CACHE_MS = 2_000;
 /** after a peer launcher went away: time for the DeletedNodeWorker to reap its nodes first */
@@ -196,6 +198,12 @@ export class Launcher implements LauncherContext {
       if (this.zk !== undefined && this.zk.state !== 'connected') await this.zk.close();
       await this.startUp.settled();
     }
+    // ZooKeeper gone (or going) while we stop: give it a few seconds, then close the session so
+    // that nothing waits for it and the recorder still flushes (else the daemon's grace timer ends
+    // the process)
+    const unguard = this.zk?.closeWhenUnreachable(STOP_ZK_WAIT_MS, () => {
+      this.log.warn(`ZooKeeper unreachable for ${STOP_ZK_WAIT_MS / 1000} s while stopping; closing the session (its ephemeral znodes and locks go when it expires)`);
+    });
     // first: leased nodes go on hold and the web app closes while ZooKeeper is still connected
     await this.webApp?.stop();
     await this.metrics?.stop();
@@ -218,6 +226,7 @@ export class Launcher implements LauncherContext {
     for (const t of this.retiring.values()) if (t) clearTimeout(t);
     await Promise.allSettled([...this.providers.values(), ...this.retiring.keys()].map((p) => p.stop()));
     this.retiring.clear();
+    unguard?.();
     await this.zk?.close();
     this.log.info('nodepool-launcher stopped');
   }

@@ -262,6 +262,38 @@ export class ZkSession extends EventEmitter {
     return this.closed;
   }
 
+  /**
+   * For a daemon that is stopping: once the session has been unconnected for `ms` (now or later),
+   * close it, so that what still waits on ZooKeeper (unregistering, handing requests back) fails at
+   * once instead of waiting for a server that is gone, and the rest of the stop goes on. Its
+   * ephemeral znodes and locks go when the server expires the session. Returns a cancel.
+   */
+  closeWhenUnreachable(ms: number, onClose?: () => void): () => void {
+    let timer: NodeJS.Timeout | null = null;
+    const arm = (): void => {
+      if (timer !== null || this.closed || this._state === 'connected') return;
+      timer = setTimeout(() => {
+        timer = null;
+        if (this.closed || this._state === 'connected') return;
+        onClose?.();
+        void this.close();
+      }, ms);
+      timer.unref();
+    };
+    const onState = (s: SessionState): void => {
+      if (s !== 'connected') return arm();
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
+    this.on('state', onState);
+    arm();
+    return () => {
+      this.off('state', onState);
+      if (timer !== null) clearTimeout(timer);
+      timer = null;
+    };
+  }
+
   /** Session id and password, e.g. for a test that forces expiry by stealing the session. */
   sessionCredentials(): { id: Buffer; password: Buffer; timeoutMs: number } {
     return { id: this.raw.getSessionId(), password: this.raw.getSessionPassword(), timeoutMs: this.raw.getSessionTimeout() };
