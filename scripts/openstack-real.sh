@@ -104,7 +104,8 @@ stop_all
 rm -rf "$dir/log" "$dir/run" "$dir/keystone" "$dir/glance" "$dir/nova" "$dir/placement" "$dir/rabbit" "$dir/url"
 mkdir -p "$dir/log" "$dir/run" "$dir/keystone/fernet" "$dir/keystone/credential" "$dir/glance/images" \
   "$dir/glance/staging" "$dir/glance/tasks" "$dir/nova/state" "$dir/nova/locks" "$dir/placement" "$dir/rabbit/mnesia"
-trap 'log "start failed; stopping what was started"; stop_all' ERR
+# (the newest logs go to stderr, which the tests print: the step that failed wrote last)
+trap 'log "start failed; stopping what was started"; for f in $(ls -t "$dir"/log/* 2>/dev/null | head -n 3); do printf "== %s (last lines)\n" "$f" >&2; tail -n 15 "$f" >&2; done; stop_all' ERR
 
 K=$(free_port); N=$(free_port); G=$(free_port); P=$(free_port); Q=$(free_port)
 RABBIT_PORT=$(free_port); RABBIT_DIST=$(free_port); EPMD_PORT=$(free_port)
@@ -470,7 +471,8 @@ K = os.environ["KEYSTONE_URL"]
 admin = session.Session(auth=v3.Password(auth_url=K, username="admin", password=os.environ["ADMIN_PASSWORD"],
                                          project_name="admin", user_domain_id="default", project_domain_id="default"))
 compute = {"service_type": "compute", "interface": "public", "region_name": "RegionOne"}
-deadline = time.time() + 150
+# (150 s was not always enough for its first start on a loaded CI machine)
+deadline = time.time() + 300
 while True:
     r = admin.get("/os-hypervisors", endpoint_filter=compute, raise_exc=False)
     hv = r.json().get("hypervisors", []) if r.status_code == 200 else []

@@ -35,7 +35,7 @@ before(() => {
     dir = mkdtempSync(join(tmpdir(), 'np-osreal-'));
     started = true;
   }
-  const r = spawnSync('bash', [join(ROOT, 'scripts/openstack-real.sh'), 'start', dir], { encoding: 'utf8', timeout: 400_000 });
+  const r = spawnSync('bash', [join(ROOT, 'scripts/openstack-real.sh'), 'start', dir], { encoding: 'utf8', timeout: 600_000 });
   assert.equal(r.status, 0, `openstack-real.sh start failed:\n${r.stderr}`);
 });
 
