@@ -92,6 +92,10 @@ if (!env.NODEPOOL_TEST_MYSQL && hasMariadb) {
 }
 
 const concurrency = env.NODEPOOL_TEST_CONCURRENCY ?? '2';
+// Node's --test-timeout bounds a whole test file: the soak (NODEPOOL_SOAK=1) runs its minutes
+// (default 10) plus set-up, and the usual 10 minutes would cut it off.
+const soakMs = env.NODEPOOL_SOAK ? Number(env.NODEPOOL_SOAK_MINUTES ?? 10) * 60_000 + 900_000 : 0;
+const testTimeoutMs = env.NODEPOOL_TEST_TIMEOUT_MS ?? String(Math.max(600_000, soakMs));
 
 /** Run test files; resolves with the exit code and the files that had a failing test. */
 function runFiles(list) {
@@ -100,7 +104,7 @@ function runFiles(list) {
       // A test file that leaves a handle open must not hang CI (force-exit), and no single test
       // may run away (timeout; the real diskimage-builder test sets its own, longer one).
       ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-force-exit',
-        `--test-timeout=${env.NODEPOOL_TEST_TIMEOUT_MS ?? 600000}`, ...list],
+        `--test-timeout=${testTimeoutMs}`, ...list],
       { stdio: ['ignore', 'pipe', 'inherit'], env });
     const failed = new Set();
     // top-level failures no test file could be named for: no retry may clear those
