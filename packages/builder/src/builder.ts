@@ -56,9 +56,6 @@ interface ManagedProvider {
   manager: ProviderManager;
 }
 
-/** how long a stopping builder waits for an unreachable ZooKeeper before closing the session */
-const STOP_ZK_WAIT_MS = 5_000;
-
 export class Builder implements BuilderContext {
   readonly hostname: string;
   readonly dibCmd: string;
@@ -198,9 +195,7 @@ export class Builder implements BuilderContext {
     }
     // ZooKeeper gone (or going) while we stop: after a few seconds the session is closed, so that
     // workers waiting on it end at once (else the daemon's grace timer ends the process)
-    const unguard = this._zk?.closeWhenUnreachable(STOP_ZK_WAIT_MS, () => {
-      this.log.warn(`ZooKeeper unreachable for ${STOP_ZK_WAIT_MS / 1000} s while stopping; closing the session`);
-    });
+    const unguard = this._zk?.closeWhenUnreachable();
     if (this.cronTask !== null) await this.cronTask.task.destroy();
     this.cronTask = null;
     if (this.statusTimer) clearInterval(this.statusTimer);

@@ -26,8 +26,6 @@ import { WebApp, type WebAppOptions } from './web/server.js';
 import { LauncherMetrics } from './web/metrics.js';
 
 const CLEANUP_INTERVAL_MS = 60_000;
-/** how long a stopping launcher waits for an unreachable ZooKeeper before closing the session */
-const STOP_ZK_WAIT_MS = 5_000;
 const QUOTA_CACHE_MS = 300_000;
 const IMAGE_CACHE_MS = 2_000;
 /** after a peer launcher went away: time for the DeletedNodeWorker to reap its nodes first */
@@ -75,6 +73,8 @@ export class Launcher implements LauncherContext {
   /** Nodepool 6.1+'s launcher component (`/nodepool/components/launcher/<hostname><seq>`) */
   private component: ComponentRegistration | null = null;
   private knownLaunchers = new Set<string>();
+  /** the session generation in which refreshLaunchers made the registries' parents */
+  private registryRootsMade = -1;
   private peerCleanupTimer: NodeJS.Timeout | null = null;
   /** managers replaced by a reload, still running launches started before it */
   private retiring = new Map<AnyProviderManager, NodeJS.Timeout | null>();
@@ -201,9 +201,7 @@ export class Launcher implements LauncherContext {
     // ZooKeeper gone (or going) while we stop: give it a few seconds, then close the session so
     // that nothing waits for it and the recorder still flushes (else the daemon's grace timer ends
     // the process)
-    const unguard = this.zk?.closeWhenUnreachable(STOP_ZK_WAIT_MS, () => {
-      this.log.warn(`ZooKeeper unreachable for ${STOP_ZK_WAIT_MS / 1000} s while stopping; closing the session (its ephemeral znodes and locks go when it expires)`);
-    });
+    const unguard = this.zk?.closeWhenUnreachable();
     // first: leased nodes go on hold and the web app closes while ZooKeeper is still connected
     await this.webApp?.stop();
     await this.metrics?.stop();
@@ -579,7 +577,11 @@ export class Launcher implements LauncherContext {
   private async refreshLaunchers(): Promise<void> {
     if (this.stopped) return;
     try {
-      await Promise.all([this.zk.mkdirp(paths.launchersRoot), this.zk.mkdirp(paths.componentsOf('pool'))]);
+      // (both parents made once per session: the watches need them)
+      if (this.registryRootsMade !== this.zk.sessionGeneration) {
+        await Promise.all([this.zk.mkdirp(paths.launchersRoot), this.zk.mkdirp(paths.componentsOf('pool'))]);
+        this.registryRootsMade = this.zk.sessionGeneration;
+      }
       // 3.x registrations and later Nodepool's pool components, children and data watched (a
       // pool changes its `paused` in place)
       this.launcherList = await this.zk.getLauncherPools(this.launchersWatcher);

@@ -2,7 +2,7 @@
 // caches. Daemons and tools use only this module to touch the tree.
 export { ZooKeeper, type LockOptions, type LockStat } from './zookeeper.js';
 export {
-  ZkSession, buildConnection, statTimeMs, watchEventType,
+  ZkSession, STOP_ZK_WAIT_MS, buildConnection, statTimeMs, watchEventType,
   type SessionState, type ZooKeeperOptions, type ZooKeeperServer, type CreateMode, type SessionBound,
   type WatchEventType, type RawEvent, type Stat,
 } from './session.js';

@@ -204,6 +204,9 @@ export function statTimeMs(field: Buffer): number {
   return Number(field.readBigInt64BE(0));
 }
 
+/** how long a stopping daemon waits for an unreachable ZooKeeper before closing its session */
+export const STOP_ZK_WAIT_MS = 5_000;
+
 export class ZkSession extends EventEmitter {
   readonly connection: Connection;
   protected readonly log: Logger;
@@ -266,16 +269,16 @@ export class ZkSession extends EventEmitter {
    * For a daemon that is stopping: once the session has been unconnected for `ms` (now or later),
    * close it, so that what still waits on ZooKeeper (unregistering, handing requests back) fails at
    * once instead of waiting for a server that is gone, and the rest of the stop goes on. Its
-   * ephemeral znodes and locks go when the server expires the session. Returns a cancel.
+   * ephemeral znodes and locks go when the server expires the session (logged). Returns a cancel.
    */
-  closeWhenUnreachable(ms: number, onClose?: () => void): () => void {
+  closeWhenUnreachable(ms = STOP_ZK_WAIT_MS): () => void {
     let timer: NodeJS.Timeout | null = null;
     const arm = (): void => {
       if (timer !== null || this.closed || this._state === 'connected') return;
       timer = setTimeout(() => {
         timer = null;
         if (this.closed || this._state === 'connected') return;
-        onClose?.();
+        this.log.warn(`ZooKeeper unreachable for ${ms / 1000} s while stopping; closing the session (its ephemeral znodes and locks go when it expires)`);
         void this.close();
       }, ms);
       timer.unref();
