@@ -161,7 +161,7 @@ test('HTTPS with a private CA (openstack-sim.sh start-tls): cacert in clouds.yam
     assert.match(ac.id ?? '', /^[0-9a-f]{32}$/);
     assert.ok((ac.secret ?? '').length > 20);
     const viaAppCred = await cli(['--os-auth-type', 'v3applicationcredential', '--os-auth-url', url, '--os-identity-api-version', '3',
-      '--os-application-credential-id', ac.id ?? '', '--os-application-credential-secret', ac.secret ?? '', '--os-cacert', ca,
+      '--os-application-credential-id', ac.id ?? '', `--os-application-credential-secret=${ac.secret ?? ''}`, '--os-cacert', ca,
       'token', 'issue', '-f', 'json'], 'clouds-nocacert.yaml', null);
     assert.equal((JSON.parse(viaAppCred.stdout) as Record<string, string>).project_id, t.project_id, 'the credential\'s project');
   } finally {
