@@ -43,6 +43,8 @@ export class DeletedNodeWorker {
   private running = false;
   private again = false;
   private stopped = false;
+  /** the pass running now (stop() waits for it: it may still be starting deletes) */
+  private passing: Promise<void> | null = null;
   private readonly log;
 
   constructor(private readonly launcher: Launcher) {
@@ -60,6 +62,7 @@ export class DeletedNodeWorker {
     if (this.timer) clearInterval(this.timer);
     // waits for servers to go are cut short; their nodes stay `deleting` for the next launcher
     this.abort.abort();
+    await this.passing;
     await Promise.allSettled([...this.inProgress.values()]);
   }
 
@@ -72,7 +75,10 @@ export class DeletedNodeWorker {
     }
     this.running = true;
     setImmediate(() => {
-      void this.pass().finally(() => {
+      this.passing = this.pass().catch((err: unknown) => {
+        this.log.error({ err: (err as Error).message }, 'Error in deleted-node pass');
+      }).finally(() => {
+        this.passing = null;
         this.running = false;
         if (this.again) {
           this.again = false;
@@ -97,6 +103,7 @@ export class DeletedNodeWorker {
     const now = Date.now();
     const present = new Set<string>();
     for (const node of nodes) {
+      if (this.stopped) break;
       if (node.id !== null) present.add(node.id);
       if (node.id === null || this.inProgress.has(node.id)) continue;
       if (node.provider !== null && !l.hasProvider(node.provider)) continue;
@@ -201,11 +208,20 @@ export class DeletedNodeWorker {
       return;
     }
     const id = node.id;
+    if (this.stopped) {
+      // stop() came while we took the lock: the node is left for the next launcher
+      await l.zk.unlockNode(node).catch(() => undefined);
+      return;
+    }
     const p = this.deleteLocked(node).then((deleted) => {
       if (deleted) this.retries.delete(id);
       else this.failed(id);
     }, async (err: unknown) => {
-      this.log.error({ node: id, err: (err as Error).message }, `Error deleting node ${id}`);
+      if (this.stopped) {
+        this.log.info({ node: id, err: (err as Error).message }, `Deleting node ${id} was cut short by the launcher's stop; the next launcher deletes it`);
+      } else {
+        this.log.error({ node: id, err: (err as Error).message }, `Error deleting node ${id}`);
+      }
       // Kept, the lock would outlive this attempt for the life of the session and every later
       // pass would see the node "locked by another" (a dropped connection left nodes undeleted).
       await l.zk.unlockNode(node).catch(() => undefined);

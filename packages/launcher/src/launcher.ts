@@ -211,8 +211,7 @@ export class Launcher implements LauncherContext {
     if (this.malformedTimer) clearInterval(this.malformedTimer);
     if (this.peerCleanupTimer) clearTimeout(this.peerCleanupTimer);
     for (const t of this.cronTasks) t.stop();
-    this.minReady?.stop();
-    await Promise.allSettled([...this.workers.values()].map((w) => w.stop()));
+    await Promise.allSettled([this.minReady?.stop(), ...[...this.workers.values()].map((w) => w.stop())]);
     await this.deletedNodeWorker?.stop();
     await this.election?.stop();
     await this.component?.remove().catch(() => undefined);

@@ -27,6 +27,7 @@ export class MinReadyWorker {
   private running = false;
   private again = false;
   private stopped = false;
+  private current: Promise<void> | null = null;
   private readonly log;
 
   constructor(private readonly launcher: Launcher) {
@@ -54,10 +55,12 @@ export class MinReadyWorker {
     }
   }
 
-  stop(): void {
+  /** No pass starts any more; the one running (ZooKeeper calls only) is waited for. */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.current;
   }
 
   /** The configuration changed (perhaps what made the launches fail): no label waits any more. */
@@ -96,15 +99,22 @@ export class MinReadyWorker {
       return;
     }
     this.running = true;
+    this.current = this.passes();
+    await this.current;
+  }
+
+  private async passes(): Promise<void> {
     try {
       do {
         this.again = false;
         if (this.launcher.zk.state === 'connected') await this.pass();
       } while (this.again && !this.stopped);
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, 'Error in min-ready pass');
+      if (this.stopped) this.log.info({ err: (err as Error).message }, 'Min-ready pass cut short by the launcher\'s stop');
+      else this.log.error({ err: (err as Error).message }, 'Error in min-ready pass');
     } finally {
       this.running = false;
+      this.current = null;
     }
   }
 
@@ -152,6 +162,7 @@ export class MinReadyWorker {
       for (const t of r.node_types) outstanding.set(t, (outstanding.get(t) ?? 0) + 1);
     }
     for (const label of l.config.labels.values()) {
+      if (this.stopped) return;
       if (label.minReady <= 0 || this.submitted.has(label.name)) continue;
       const need = label.minReady - (ready.get(label.name) ?? 0) - (outstanding.get(label.name) ?? 0);
       if (need <= 0) continue;
@@ -162,7 +173,7 @@ export class MinReadyWorker {
       }
       if (!(await l.labelServable(label.name))) continue;
       const ids: string[] = [];
-      for (let i = 0; i < need; i++) {
+      for (let i = 0; i < need && !this.stopped; i++) {
         const req = newNodeRequest({ node_types: [label.name], requestor: MIN_READY_REQUESTOR, reuse: false });
         const id = await l.zk.submitNodeRequest(req, MIN_READY_PRIORITY);
         l.recordRequest(req, 'MinReady', 'min-ready request submitted');
