@@ -2,7 +2,7 @@
 # The main job: an end-to-end demo on embedded defaults (fake cloud, SQLite, private ZooKeeper).
 # Sets everything up, starts ZooKeeper and nodepool-launcher on etc/demo/nodepool.yaml, lets a
 # Zuul-like client (kazoo, exactly as Zuul talks to Nodepool) request nodes, shows the tables
-# filling, and stops everything cleanly.
+# filling and the history the launcher recorded, and stops everything cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -59,4 +59,10 @@ sleep 1
 echo "== after the jobs: used nodes deleted, min-ready refilled"
 np list --detail
 np request-list
+echo "== history, recorded by the launcher in the embedded SQLite database ($state/nodepool.db)"
+echo "-- the trail of node 0000000000, from launch to deletion:"
+np history --node 0000000000
+echo "-- nodes no longer in ZooKeeper:"
+np history --deleted
+np stats
 echo "== stopping"
