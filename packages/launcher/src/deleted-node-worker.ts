@@ -75,6 +75,10 @@ export class DeletedNodeWorker {
     }
     this.running = true;
     setImmediate(() => {
+      if (this.stopped) {
+        this.running = false;
+        return;
+      }
       this.passing = this.pass().catch((err: unknown) => {
         this.log.error({ err: (err as Error).message }, 'Error in deleted-node pass');
       }).finally(() => {
