@@ -54,6 +54,14 @@ for (const [name, uri] of backends) {
         assert.ok(trail.includes('building>ready'));
         assert.equal(trail.filter((t) => t.endsWith('>used')).length, 1, 'Zuul changes recorded once');
       }
+      // who made each change: this launcher's workers by its id (`<hostname>-<pid>-<worker>`, as
+      // Nodepool names its pool workers), Zuul's changes by nobody of ours
+      const ours = `hist-${process.pid}-`;
+      for (const e of history.filter((h) => full.some(([id]) => id === h.nodeId))) {
+        if (e.toState === 'in-use' || e.toState === 'used') assert.equal(e.launcher, null, JSON.stringify(e));
+        else assert.ok(e.launcher?.startsWith(ours), `the launcher that made ${JSON.stringify(e)}`);
+      }
+      assert.ok(history.some((h) => h.toState === null && h.launcher === `${ours}DeletedNodeWorker`), 'deletions name the launcher');
       const current = await db.knex('nodes').select('id', 'state');
       for (const id of nodeIds) assert.ok(current.some((r: { id: string }) => r.id === id), `current row for node ${id}`);
       const requests = await db.knex('requests').select('id', 'state');

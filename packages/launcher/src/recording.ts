@@ -14,9 +14,12 @@ export class LauncherRecording {
   readonly recorder: Recorder;
   private prevNodes = new Map<string, Readonly<Node>>();
   private prevRequests = new Map<string, Readonly<NodeRequest>>();
+  /** `<hostname>-<pid>-`: the start of this launcher's pool worker ids */
+  private readonly self: string;
 
   constructor(private readonly launcher: Launcher, private readonly election: StatsElection, opts: Partial<RecorderOptions> = {}) {
     const cfg = launcher.config;
+    this.self = `${launcher.hostname}-${process.pid}-`;
     this.recorder = new Recorder({
       databaseUri: cfg.databaseUri,
       stateDir: cfg.stateDir,
@@ -29,19 +32,28 @@ export class LauncherRecording {
     const ev = launcher.events;
     ev.on('node-stored', (node, by, reason) => {
       const prev = node.id !== null ? launcher.nodeCache.get(node.id) ?? null : null;
-      this.recorder.nodeChanged(prev, node, { launcher: by, reason });
+      this.recorder.nodeChanged(prev, node, { launcher: this.who(by), reason });
     });
-    ev.on('node-removed', (node, by) => this.recorder.nodeChanged(node, null, { launcher: by, reason: 'removed' }));
+    ev.on('node-removed', (node, by) => this.recorder.nodeChanged(node, null, { launcher: this.who(by), reason: 'removed' }));
     ev.on('request-stored', (req, by, reason) => {
       const prev = req.id !== null ? launcher.requestCache.get(req.id) ?? null : null;
-      this.recorder.requestChanged(prev, req, { launcher: by, reason });
+      this.recorder.requestChanged(prev, req, { launcher: this.who(by), reason });
     });
     ev.on('launch-attempt', (node, by, a) => this.recorder.launchAttempt({
       nodeId: node.id ?? '', provider: node.provider, pool: node.pool, label: node.type[0] ?? null,
-      attempt: a.attempt, startedAt: a.startedAt, endedAt: a.endedAt, result: a.result, error: a.error, launcher: by,
+      attempt: a.attempt, startedAt: a.startedAt, endedAt: a.endedAt, result: a.result, error: a.error, launcher: this.who(by),
     }));
     ev.on('node', (id, node) => this.observeNode(id, node));
     ev.on('request', (id, req) => this.observeRequest(id, req));
+  }
+
+  /**
+   * The recorded author of a change: a pool worker's id names its launcher already; another
+   * worker's bare name (DeletedNodeWorker, MinReady, CleanupWorker ...) gets this launcher's
+   * prefix, so that history tells which of several launchers made the change.
+   */
+  private who(by: string): string {
+    return by.startsWith(this.self) ? by : this.self + by;
   }
 
   /** Starts the recorder; an unreachable database is retried in the background. */
