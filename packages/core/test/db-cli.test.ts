@@ -52,6 +52,9 @@ async function recordScenario(f: Fresh): Promise<void> {
   rec.launchAttempt({ nodeId: '0000000002', provider: 'other-provider', label: 'centos-7', attempt: 1,
     startedAt: Date.now() - 1000, endedAt: Date.now(), result: 'error.status', error: 'ERROR state' });
   rec.nodeChanged(n2, withState(n2, 'ready'), ctx);
+  const req2 = makeRequest('200-0000000002', 'requested', { node_types: ['centos-7'] });
+  rec.requestChanged(null, req2, ctx);
+  rec.requestChanged(req2, withState(req2, 'failed'), { ...ctx, reason: 'declined by every pool' });
   assert.ok(await rec.flush());
   await rec.stop();
 }
@@ -100,6 +103,14 @@ function suite(name: string, fresh: () => Promise<Fresh>): void {
 
         const requests = await run(cfg, secure, 'history', '--requests');
         assert.match(requests.out, /\| 100-0000000001 +\| requested +\| fulfilled +\|/);
+        assert.match(requests.out, /\| 200-0000000002 +\| requested +\| failed +\| .* \| declined by every pool \|/);
+        const oneRequest = await run(cfg, secure, 'history', '--request', '200-0000000002', '--json');
+        assert.equal(oneRequest.code, 0, oneRequest.err);
+        assert.deepEqual((JSON.parse(oneRequest.out) as { requestId: string; fromState: string | null; toState: string }[])
+          .map((e) => [e.requestId, e.fromState, e.toState]), [['200-0000000002', null, 'requested'], ['200-0000000002', 'requested', 'failed']]);
+        const mixed = await run(cfg, secure, 'history', '--requests', '--label', 'centos-7');
+        assert.equal(mixed.code, 2);
+        assert.match(mixed.err, /nodepool: error: argument --label: not allowed with --requests/);
 
         const deleted = await run(cfg, secure, 'history', '--deleted');
         assert.equal(deleted.code, 0, deleted.err);

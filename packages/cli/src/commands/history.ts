@@ -14,7 +14,8 @@ import type { CliContext } from '../context.js';
 import { formatTable } from '../table.js';
 
 const HISTORY_USAGE = `usage: nodepool history [-h] [--node ID | --label LABEL | --provider PROVIDER]
-                        [--since DURATION] [--limit N] [--requests] [--deleted] [--json]`;
+                        [--since DURATION] [--limit N] [--requests | --request ID]
+                        [--deleted] [--json]`;
 
 const HISTORY_HELP = `${HISTORY_USAGE}
 
@@ -29,6 +30,7 @@ optional arguments:
                        or since an ISO 8601 time
   --limit N            the most recent N changes (default 1000; 0 = all)
   --requests           node request transitions instead of nodes
+  --request ID         only this node request's transitions
   --deleted            nodes whose znode is gone, most recently deleted first
   --json               print JSON instead of a table
 `;
@@ -159,16 +161,23 @@ export async function historyCommand(argv: string[], ctx: CliContext): Promise<n
   const opts = parsedOrUsage(ctx, () => {
     const { values } = parse(argv, HISTORY_USAGE, {
       node: { type: 'string' }, label: { type: 'string' }, provider: { type: 'string' }, since: { type: 'string' },
-      limit: { type: 'string' }, requests: { type: 'boolean' },
+      limit: { type: 'string' }, requests: { type: 'boolean' }, request: { type: 'string' },
     });
+    if (values.requests === true || values.request !== undefined) {
+      // node filters say nothing of requests: refused rather than silently ignored
+      const nodeFilter = ['node', 'label', 'provider'].find((k) => values[k as 'node' | 'label' | 'provider'] !== undefined);
+      if (nodeFilter !== undefined) {
+        throw new UsageProblem(HISTORY_USAGE, `argument --${nodeFilter}: not allowed with ${values.request !== undefined ? '--request' : '--requests'}`);
+      }
+    }
     return { values, since: sinceOf(values.since, ctx, HISTORY_USAGE), limit: limitOf(values.limit, HISTORY_USAGE) };
   });
   if (typeof opts === 'number') return opts;
   const { values, since, limit } = opts;
   const json = ctx.json || values.json === true;
   return withHistory(ctx, async (db) => {
-    if (values.requests === true) {
-      const shown = db === null ? [] : await queryRequestHistory(db, { since, limit });
+    if (values.requests === true || values.request !== undefined) {
+      const shown = db === null ? [] : await queryRequestHistory(db, { request: values.request ?? null, since, limit });
       if (json) ctx.out(pythonJson(shown.map((r) => ({ ...r, time: isoTime(r.at) }))));
       else {
         ctx.out(formatTable(['Time', 'Request', 'From', 'To', 'Launcher', 'Reason'],
