@@ -7,7 +7,7 @@
 //   npm test -- packages/core     only test files under these paths
 //   NODEPOOL_TEST_ZK=host:port    use an already running ZooKeeper instead of starting one
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, statSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -97,6 +97,44 @@ const concurrency = env.NODEPOOL_TEST_CONCURRENCY ?? '2';
 const soakMs = env.NODEPOOL_SOAK ? Number(env.NODEPOOL_SOAK_MINUTES ?? 10) * 60_000 + 900_000 : 0;
 const testTimeoutMs = env.NODEPOOL_TEST_TIMEOUT_MS ?? String(Math.max(600_000, soakMs));
 
+// Every process a test starts inherits this mark (unless the test builds an environment of its
+// own): a test file cut off at its time limit, or one that forgets a daemon, leaves processes
+// that the runner finds by it and stops after the run.
+const RUN_MARK = `NODEPOOL_TEST_RUN=${process.pid}-${Date.now()}`;
+const testEnv = { ...env, NODEPOOL_TEST_RUN: RUN_MARK.slice(RUN_MARK.indexOf('=') + 1) };
+
+/** Processes started by the tests that are still running (found by RUN_MARK in their environment). */
+function leftovers() {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
+    try {
+      if (!readFileSync(`/proc/${name}/environ`, 'latin1').split('\0').includes(RUN_MARK)) continue;
+      const cmd = readFileSync(`/proc/${name}/cmdline`, 'latin1').split('\0').join(' ').trim();
+      if (cmd !== '') found.push({ pid: Number(name), cmd });
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return found;
+}
+
+/** SIGTERM what the tests left running, SIGKILL what is still there 5 s later; says what it stopped. */
+function stopLeftovers() {
+  const left = leftovers();
+  if (left.length === 0) return;
+  console.log(`run-tests: stopping ${left.length} process(es) the tests left running:`);
+  for (const { pid, cmd } of left) {
+    console.log(`run-tests:   ${pid} ${cmd.slice(0, 200)}`);
+    try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+  }
+  const until = Date.now() + 5000;
+  while (Date.now() < until && leftovers().length > 0) spawnSync('sleep', ['0.2']);
+  for (const { pid } of leftovers()) {
+    try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+}
+
 /** Run test files; resolves with the exit code and the files that had a failing test. */
 function runFiles(list) {
   return new Promise((done) => {
@@ -105,7 +143,7 @@ function runFiles(list) {
       // may run away (timeout; the real diskimage-builder test sets its own, longer one).
       ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-force-exit',
         `--test-timeout=${testTimeoutMs}`, ...list],
-      { stdio: ['ignore', 'pipe', 'inherit'], env });
+      { stdio: ['ignore', 'pipe', 'inherit'], env: testEnv });
     const failed = new Set();
     // top-level failures no test file could be named for: no retry may clear those
     let unattributed = 0;
@@ -154,6 +192,7 @@ function runFiles(list) {
     });
     child.on('exit', (code, signal) => {
       if (pending) settle(nested);
+      stopLeftovers();
       done({ code: code ?? (signal ? 1 : 0), failed: [...failed], unattributed });
     });
   });
