@@ -16,6 +16,7 @@ export class LauncherRecording {
   private prevRequests = new Map<string, Readonly<NodeRequest>>();
   /** `<hostname>-<pid>-`: the start of this launcher's pool worker ids */
   private readonly self: string;
+  private readonly qualified = new Map<string, string>();
 
   constructor(private readonly launcher: Launcher, private readonly election: StatsElection, opts: Partial<RecorderOptions> = {}) {
     const cfg = launcher.config;
@@ -53,7 +54,14 @@ export class LauncherRecording {
    * prefix, so that history tells which of several launchers made the change.
    */
   private who(by: string): string {
-    return by.startsWith(this.self) ? by : this.self + by;
+    if (by.startsWith(this.self)) return by;
+    // a handful of worker names, each recorded at every change they make: built once
+    let full = this.qualified.get(by);
+    if (full === undefined) {
+      full = this.self + by;
+      this.qualified.set(by, full);
+    }
+    return full;
   }
 
   /** Starts the recorder; an unreachable database is retried in the background. */
