@@ -103,3 +103,29 @@ test('stop waits for a deleted-node pass taking a lock; the node is left for the
     g.open();
   }
 });
+
+test('a pass whose ZooKeeper reply never comes holds the stop 10 s at most, with a warning', async () => {
+  const file = join(logDir, 'bounded.log');
+  configureLogging({ level: 'info', destination: file });
+  const g = gate();
+  const original = ZooKeeper.prototype.submitNodeRequest;
+  ZooKeeper.prototype.submitNodeRequest = async function (this: ZooKeeper, req: NodeRequest, priority: string) {
+    if (req.requestor === 'NodePool:min-ready') {
+      g.entered();
+      await g.opened;
+    }
+    return original.call(this, req, priority);
+  };
+  try {
+    const { launcher } = await startLauncher(cleanups, (env) => fakeConfig(env, { labels: [{ name: 'small', minReady: 1 }] }));
+    await g.arrived;
+    const t0 = Date.now();
+    await launcher.stop();
+    const took = Date.now() - t0;
+    assert.ok(took >= 9_000 && took < 20_000, `stop took ${took} ms`);
+    assert.match(readFileSync(file, 'utf8'), /Min-ready pass still running after 10 s; stopping without it/);
+  } finally {
+    ZooKeeper.prototype.submitNodeRequest = original;
+    g.open();
+  }
+});

@@ -6,6 +6,8 @@ import { cloneNode, type Node } from '@nodepool-ts/core/model';
 import { NotFoundError, ProviderTimeoutError } from '@nodepool-ts/core/provider';
 import type { Logger } from '@nodepool-ts/core/log';
 import { paths } from '@nodepool-ts/core/zk';
+import { settledWithin } from '@nodepool-ts/core/util';
+import { STOP_WAIT_MS } from './min-ready.js';
 import type { CloudManager } from './drivers.js';
 import type { Launcher } from './launcher.js';
 import { retryConnectionLoss } from './zk-retry.js';
@@ -62,7 +64,10 @@ export class DeletedNodeWorker {
     if (this.timer) clearInterval(this.timer);
     // waits for servers to go are cut short; their nodes stay `deleting` for the next launcher
     this.abort.abort();
-    await this.passing;
+    // bounded: a ZooKeeper reply that never comes must not hold the launcher's stop
+    if (!(await settledWithin(this.passing, STOP_WAIT_MS))) {
+      this.log.warn(`Deleted-node pass still running after ${STOP_WAIT_MS / 1000} s; stopping without it`);
+    }
     await Promise.allSettled([...this.inProgress.values()]);
   }
 

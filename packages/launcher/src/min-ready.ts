@@ -9,6 +9,7 @@
 // pool should refill as soon as Nodepool's would); a fulfilled one or a configuration reload
 // starts it over. Zuul's own requests never wait.
 import { newNodeRequest } from '@nodepool-ts/core/model';
+import { settledWithin } from '@nodepool-ts/core/util';
 import { MIN_READY_REQUESTOR } from './decide.js';
 import type { Launcher } from './launcher.js';
 
@@ -16,6 +17,8 @@ const DEBOUNCE_MS = 20;
 const RETRY_BASE_MS = 1_000;
 const RETRY_MAX_MS = 10_000;
 export const MIN_READY_PRIORITY = '100';
+/** how long stop() waits for a pass in flight */
+export const STOP_WAIT_MS = 10_000;
 
 export class MinReadyWorker {
   private readonly submitted = new Map<string, string[]>();
@@ -60,7 +63,10 @@ export class MinReadyWorker {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    await this.current;
+    // bounded: a ZooKeeper reply that never comes must not hold the launcher's stop
+    if (!(await settledWithin(this.current, STOP_WAIT_MS))) {
+      this.log.warn(`Min-ready pass still running after ${STOP_WAIT_MS / 1000} s; stopping without it`);
+    }
   }
 
   /** The configuration changed (perhaps what made the launches fail): no label waits any more. */

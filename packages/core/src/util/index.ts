@@ -13,6 +13,18 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Wait for `p` to settle, at most `ms`: true when it did (null/undefined: nothing to wait for). */
+export async function settledWithin(p: Promise<unknown> | null | undefined, ms: number): Promise<boolean> {
+  if (p === null || p === undefined) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  try {
+    return await Promise.race([p.then(() => true, () => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Float Unix seconds, like Python's time.time(). */
 export function nowSeconds(): number {
   return Date.now() / 1000;
